@@ -1,0 +1,1 @@
+//! sgm-eval (work in progress)

@@ -1,0 +1,1 @@
+//! sgm-nets (work in progress)

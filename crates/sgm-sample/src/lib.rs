@@ -1,0 +1,1 @@
+//! sgm-sample (work in progress)

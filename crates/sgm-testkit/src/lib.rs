@@ -1,0 +1,555 @@
+//! # sgm-testkit (dev-only)
+//!
+//! The one fixture reader of the project, used by every crate's tests:
+//! * [`fixtures_root`] / [`cases`]: discover ALL case directories of a group under the fixtures
+//!   root (`SGM_FIXTURES`, default `../shared/fixtures` beside the checkout). A missing default
+//!   root is a loud skip; `SGM_FIXTURES` set but missing or empty is a failure.
+//! * [`Case`]: `case.json` + `tensors.safetensors` of one case; tensors by name.
+//! * [`Checker`]: the project's pass rule (fixtures README §3) — elementwise allclose for
+//!   `sde`, scale-relative for every other group, exact for integers — collecting every failure
+//!   (case, tensor, worst element, both values, error / allowance) before failing.
+//! * [`Case::recorded_noise`]: a [`RecordedNoise`] replaying the case's `random_draws`
+//!   (values from the case or from the shared `noise_pool`).
+//! * [`TestBackend`] / [`TestAutodiff`]: the CPU backend tests run on.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use sde_core::{AnySde, DrawKind, RecordedDraw, RecordedNoise, SdeKind};
+use serde_json::Value;
+
+/// CPU backend of the tests.
+pub type TestBackend = burn::backend::Flex;
+/// Autodiff over [`TestBackend`].
+pub type TestAutodiff = burn::backend::Autodiff<TestBackend>;
+
+/// The device of [`TestBackend`].
+pub fn device() -> Device<TestBackend> {
+    Default::default()
+}
+
+/// Environment variable naming the fixtures root.
+pub const FIXTURES_ENV: &str = "SGM_FIXTURES";
+
+/// The fixtures root: `$SGM_FIXTURES`, else `../shared/fixtures` beside the workspace.
+/// Returns `None` (after a loud message) when the default root is missing; panics when
+/// `SGM_FIXTURES` is set but missing.
+pub fn fixtures_root() -> Option<PathBuf> {
+    if let Some(root) = std::env::var_os(FIXTURES_ENV) {
+        let root = PathBuf::from(root);
+        assert!(
+            root.is_dir(),
+            "{FIXTURES_ENV}={} is not a directory",
+            root.display()
+        );
+        return Some(root);
+    }
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    if default.is_dir() {
+        Some(default)
+    } else {
+        eprintln!(
+            "\n*** SKIPPING parity checks: no fixtures at {} (set {FIXTURES_ENV}) ***\n",
+            default.display()
+        );
+        None
+    }
+}
+
+/// Every case directory of `group` (sorted by name), loaded. Empty (with a loud message) when
+/// the default root is missing; panics if `SGM_FIXTURES` is set and the group holds no case.
+pub fn cases(group: &str) -> Vec<Case> {
+    let Some(root) = fixtures_root() else {
+        return Vec::new();
+    };
+    let dir = root.join(group);
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("case.json").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    if dirs.is_empty() {
+        let msg = format!("no case directories under {}", dir.display());
+        if std::env::var_os(FIXTURES_ENV).is_some() {
+            panic!("{msg} ({FIXTURES_ENV} is set)");
+        }
+        eprintln!("\n*** SKIPPING: {msg} ***\n");
+    }
+    dirs.into_iter()
+        .map(|d| Case::load(&d).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// One stored tensor, values widened to f64 (integers are exact up to 2^53).
+#[derive(Debug, Clone)]
+pub struct FixtureTensor {
+    /// Safetensors dtype name (`F32`, `F64`, `I64`, …).
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f64>,
+}
+
+impl FixtureTensor {
+    /// Values as f32.
+    pub fn f32(&self) -> Vec<f32> {
+        self.data.iter().map(|&v| v as f32).collect()
+    }
+    /// Values as i64.
+    pub fn i64(&self) -> Vec<i64> {
+        self.data.iter().map(|&v| v as i64).collect()
+    }
+    /// True for integer dtypes.
+    pub fn is_int(&self) -> bool {
+        self.dtype.starts_with('I') || self.dtype.starts_with('U')
+    }
+    /// As a float tensor of rank `D` on `device` (float32).
+    pub fn tensor<B: Backend, const D: usize>(&self, device: &B::Device) -> Tensor<B, D> {
+        assert_eq!(
+            self.shape.len(),
+            D,
+            "fixture tensor of shape {:?} requested as rank {D}",
+            self.shape
+        );
+        Tensor::from_data(TensorData::new(self.f32(), self.shape.clone()), device)
+    }
+}
+
+/// Reads every tensor of a safetensors file.
+pub fn read_safetensors(path: &Path) -> Result<HashMap<String, FixtureTensor>, String> {
+    use safetensors::{Dtype, SafeTensors};
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let raw = view.data();
+        let data: Vec<f64> = match view.dtype() {
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::F64 => raw
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            Dtype::I64 => raw
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::I32 => raw
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::U8 => raw.iter().map(|&b| b as f64).collect(),
+            Dtype::BOOL => raw.iter().map(|&b| (b != 0) as u8 as f64).collect(),
+            other => return Err(format!("{}: tensor {name}: unsupported dtype {other:?}", path.display())),
+        };
+        out.insert(
+            name.to_string(),
+            FixtureTensor {
+                dtype: format!("{:?}", view.dtype()),
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Comparison tolerances of a case (`tolerance` key).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Relative tolerance.
+    pub rtol: f64,
+    /// Absolute tolerance.
+    pub atol: f64,
+}
+
+/// How a tensor is compared (fixtures README §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// `|a − e| ≤ atol + rtol |e|` for every element (`sde` group).
+    Elementwise,
+    /// `max |a − e| ≤ atol + rtol max |e|` (every other group).
+    ScaleRelative,
+    /// Integers: equal.
+    Exact,
+}
+
+/// One fixture case.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// Directory of the case.
+    pub dir: PathBuf,
+    /// Group (`sde`, `nets`, …).
+    pub group: String,
+    /// Case name (directory name).
+    pub name: String,
+    /// Parsed `case.json`.
+    pub json: Value,
+    /// Tensors of `tensors.safetensors`.
+    pub tensors: HashMap<String, FixtureTensor>,
+}
+
+impl Case {
+    /// Loads `dir/case.json` and `dir/tensors.safetensors`.
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let json_path = dir.join("case.json");
+        let text =
+            std::fs::read_to_string(&json_path).map_err(|e| format!("{}: {e}", json_path.display()))?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json_path.display()))?;
+        if json["format_version"].as_i64() != Some(1) {
+            return Err(format!("{}: format_version is not 1", json_path.display()));
+        }
+        let st = dir.join("tensors.safetensors");
+        let tensors = if st.is_file() {
+            read_safetensors(&st)?
+        } else {
+            HashMap::new()
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            group: json["group"].as_str().unwrap_or_default().to_string(),
+            name: json["name"].as_str().unwrap_or_default().to_string(),
+            json,
+            tensors,
+        })
+    }
+
+    /// `group/name`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.group, self.name)
+    }
+
+    /// The fixtures root this case lives in (`<root>/<group>/<case>`).
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("../..")
+    }
+
+    /// A tensor by name (panics naming the case if absent).
+    pub fn tensor(&self, name: &str) -> &FixtureTensor {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: no tensor `{name}`", self.id()))
+    }
+
+    /// Output names (`outputs`).
+    pub fn outputs(&self) -> Vec<String> {
+        str_list(&self.json["outputs"])
+    }
+
+    /// Input names (`inputs`).
+    pub fn inputs(&self) -> Vec<String> {
+        str_list(&self.json["inputs"])
+    }
+
+    /// True for outputs whose note starts with `informational:`.
+    pub fn is_informational(&self, name: &str) -> bool {
+        self.json["tensors"][name]["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("informational:"))
+    }
+
+    /// The case's comparison tolerance (`tolerance.rtol` / `tolerance.atol`).
+    pub fn tolerance(&self) -> Tolerance {
+        let t = &self.json["tolerance"];
+        Tolerance {
+            rtol: t["rtol"].as_f64().unwrap_or_else(|| panic!("{}: no tolerance.rtol", self.id())),
+            atol: t["atol"].as_f64().unwrap_or_else(|| panic!("{}: no tolerance.atol", self.id())),
+        }
+    }
+
+    /// The pass rule for float outputs of this case's group.
+    pub fn float_rule(&self) -> Rule {
+        if self.group == "sde" {
+            Rule::Elementwise
+        } else {
+            Rule::ScaleRelative
+        }
+    }
+
+    /// The SDE of the case (`sde` key, or `sde.<mode>` when given).
+    pub fn sde(&self) -> AnySde {
+        sde_from_json(&self.json["sde"]).unwrap_or_else(|e| panic!("{}: {e}", self.id()))
+    }
+
+    /// A replay queue of the case's `random_draws` (values from the case or from the shared
+    /// noise pool), in call order.
+    pub fn recorded_noise(&self) -> RecordedNoise {
+        let draws = self.json["random_draws"].as_array().cloned().unwrap_or_default();
+        let mut pool: Option<FixtureTensor> = None;
+        let mut out = Vec::with_capacity(draws.len());
+        for d in &draws {
+            let f = d["fn"].as_str().unwrap_or_default();
+            let kind = match f {
+                "randn" | "randn_like" => DrawKind::Normal,
+                "rand" | "rand_like" => DrawKind::Uniform,
+                "randint" => DrawKind::RandInt,
+                "randint_like" => DrawKind::Bernoulli01,
+                other => panic!("{}: unknown draw fn `{other}`", self.id()),
+            };
+            let shape: Vec<usize> = d["shape"]
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_u64().unwrap() as usize).collect())
+                .unwrap_or_default();
+            let n: usize = shape.iter().product();
+            let values = if let Some(name) = d["tensor"].as_str() {
+                self.tensor(name).data.clone()
+            } else if let Some(k) = d["pool_index"].as_u64() {
+                let pool = pool.get_or_insert_with(|| {
+                    let p = self.root().join("noise_pool/noise_pool/tensors.safetensors");
+                    read_safetensors(&p)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                        .remove("pool")
+                        .unwrap_or_else(|| panic!("{}: no tensor `pool`", p.display()))
+                });
+                let per: usize = pool.shape[1..].iter().product();
+                assert_eq!(per, n, "{}: pool entry size {per} ≠ draw size {n}", self.id());
+                let k = k as usize;
+                pool.data[k * per..(k + 1) * per].to_vec()
+            } else {
+                panic!("{}: draw without `tensor` or `pool_index`", self.id());
+            };
+            assert_eq!(values.len(), n, "{}: draw values ≠ shape {shape:?}", self.id());
+            out.push(RecordedDraw {
+                kind,
+                shape,
+                values,
+                caller: d["caller"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+        RecordedNoise::new(out)
+    }
+}
+
+fn str_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// Builds an SDE from a fixture `sde` object (`{class, N, sigma_min, sigma_max}` or
+/// `{class, N, beta_min, beta_max}`).
+pub fn sde_from_json(v: &Value) -> Result<AnySde, String> {
+    let class = v["class"].as_str().ok_or("sde.class missing")?;
+    let kind = match class {
+        "VESDE" => SdeKind::Ve,
+        "VPSDE" => SdeKind::Vp,
+        "subVPSDE" => SdeKind::SubVp,
+        other => return Err(format!("unknown SDE class {other}")),
+    };
+    let n = v["N"].as_u64().ok_or("sde.N missing")? as usize;
+    let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    AnySde::from_reference(
+        kind,
+        f("sigma_min"),
+        f("sigma_max"),
+        f("beta_min"),
+        f("beta_max"),
+        n,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Result of comparing one output: the worst element and its error / allowance ratio.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// Largest `error / allowance` (≤ 1 passes).
+    pub ratio: f64,
+    /// Index of the worst element.
+    pub index: usize,
+    /// Actual value there.
+    pub actual: f64,
+    /// Expected value there.
+    pub expected: f64,
+}
+
+/// Compares `actual` with `expected` under `rule` (fixtures README §3). Errors on shape
+/// mismatch or non-finite values.
+pub fn compare(
+    actual: &[f64],
+    expected: &[f64],
+    rule: Rule,
+    tol: Tolerance,
+) -> Result<Comparison, String> {
+    if actual.len() != expected.len() {
+        return Err(format!(
+            "length {} ≠ expected {}",
+            actual.len(),
+            expected.len()
+        ));
+    }
+    if let Some(i) = actual.iter().position(|v| !v.is_finite()) {
+        return Err(format!("non-finite value {} at index {i}", actual[i]));
+    }
+    let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let mut worst = Comparison {
+        ratio: 0.0,
+        index: 0,
+        actual: actual.first().copied().unwrap_or(0.0),
+        expected: expected.first().copied().unwrap_or(0.0),
+    };
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let err = (a - e).abs();
+        let allow = match rule {
+            Rule::Elementwise => tol.atol + tol.rtol * e.abs(),
+            Rule::ScaleRelative => tol.atol + tol.rtol * scale,
+            Rule::Exact => 0.0,
+        };
+        let ratio = if allow == 0.0 {
+            if err == 0.0 { 0.0 } else { f64::INFINITY }
+        } else {
+            err / allow
+        };
+        if ratio > worst.ratio {
+            worst = Comparison {
+                ratio,
+                index: i,
+                actual: a,
+                expected: e,
+            };
+        }
+    }
+    Ok(worst)
+}
+
+/// Host values of a float tensor (f64).
+pub fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> (Vec<usize>, Vec<f64>) {
+    let shape = t.dims().to_vec();
+    let data = t.into_data().convert::<f64>().to_vec::<f64>().expect("f64");
+    (shape, data)
+}
+
+/// Collects the outcome of every check of a test, then fails once with all failures listed.
+#[derive(Debug, Default)]
+pub struct Checker {
+    failures: Vec<String>,
+    checks: usize,
+    cases: std::collections::BTreeSet<String>,
+    failed_cases: std::collections::BTreeSet<String>,
+}
+
+impl Checker {
+    /// A new, empty checker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `case` was run (even if it has no outputs).
+    pub fn visit(&mut self, case: &Case) {
+        self.cases.insert(case.id());
+    }
+
+    /// Records a failure of `case` with a message.
+    pub fn fail(&mut self, case: &Case, msg: impl AsRef<str>) {
+        self.cases.insert(case.id());
+        self.failed_cases.insert(case.id());
+        self.failures.push(format!("{}: {}", case.id(), msg.as_ref()));
+    }
+
+    /// Compares output `name` of `case` with `actual` (shape + values) using the case's rule and
+    /// tolerance (or `tol` when given). Integer outputs are compared exactly.
+    pub fn check_values(
+        &mut self,
+        case: &Case,
+        name: &str,
+        shape: &[usize],
+        actual: &[f64],
+        tol: Option<Tolerance>,
+    ) -> Option<f64> {
+        self.visit(case);
+        self.checks += 1;
+        let Some(exp) = case.tensors.get(name) else {
+            self.fail(case, format!("no expected tensor `{name}`"));
+            return None;
+        };
+        if exp.shape != shape {
+            self.fail(case, format!("`{name}`: shape {shape:?} ≠ expected {:?}", exp.shape));
+            return None;
+        }
+        let (rule, tol) = if exp.is_int() {
+            (Rule::Exact, Tolerance { rtol: 0.0, atol: 0.0 })
+        } else {
+            (case.float_rule(), tol.unwrap_or_else(|| case.tolerance()))
+        };
+        match compare(actual, &exp.data, rule, tol) {
+            Err(e) => {
+                self.fail(case, format!("`{name}`: {e}"));
+                None
+            }
+            Ok(c) if c.ratio > 1.0 => {
+                self.fail(
+                    case,
+                    format!(
+                        "`{name}` ({rule:?}, rtol {}, atol {}): worst element #{} = {} vs expected {} (error/allowance {:.3})",
+                        tol.rtol, tol.atol, c.index, c.actual, c.expected, c.ratio
+                    ),
+                );
+                Some(c.ratio)
+            }
+            Ok(c) => Some(c.ratio),
+        }
+    }
+
+    /// [`Checker::check_values`] for a tensor.
+    pub fn check_tensor<B: Backend, const D: usize>(
+        &mut self,
+        case: &Case,
+        name: &str,
+        actual: Tensor<B, D>,
+    ) -> Option<f64> {
+        let (shape, data) = host(actual);
+        self.check_values(case, name, &shape, &data, None)
+    }
+
+    /// Compares a scalar with `|a − e| ≤ atol + rtol |e|`.
+    pub fn check_scalar(&mut self, case: &Case, what: &str, actual: f64, expected: f64, tol: Tolerance) {
+        self.visit(case);
+        self.checks += 1;
+        let allow = tol.atol + tol.rtol * expected.abs();
+        if !actual.is_finite() || (actual - expected).abs() > allow {
+            self.fail(
+                case,
+                format!("{what}: {actual} vs expected {expected} (allowed ±{allow:.3e})"),
+            );
+        }
+    }
+
+    /// Compares two integers exactly (counts: nfe, network calls, steps).
+    pub fn check_count(&mut self, case: &Case, what: &str, actual: i64, expected: i64, slack: i64) {
+        self.visit(case);
+        self.checks += 1;
+        if (actual - expected).abs() > slack {
+            self.fail(case, format!("{what}: {actual} vs expected {expected} (slack {slack})"));
+        }
+    }
+
+    /// Number of cases seen.
+    pub fn case_count(&self) -> usize {
+        self.cases.len()
+    }
+
+    /// Prints a summary and panics listing every failure, if any.
+    pub fn finish(self, what: &str) {
+        let passed = self.cases.len() - self.failed_cases.len();
+        eprintln!(
+            "{what}: {passed}/{} cases pass ({} checks)",
+            self.cases.len(),
+            self.checks
+        );
+        if !self.failures.is_empty() {
+            let mut msg = format!("{what}: {} failure(s):\n", self.failures.len());
+            for f in &self.failures {
+                let _ = writeln!(msg, "  - {f}");
+            }
+            panic!("{msg}");
+        }
+    }
+}
