@@ -12,8 +12,11 @@ use crate::error::{Result, SdeError};
 /// A source of the four kinds of draws the reference makes.
 pub trait NoiseSource<B: Backend> {
     /// Standard normal draws (`torch.randn` / `randn_like`).
-    fn normal<const D: usize>(&mut self, shape: [usize; D], device: &B::Device)
-    -> Result<Tensor<B, D>>;
+    fn normal<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Result<Tensor<B, D>>;
     /// Uniform draws on `[0, 1)` (`torch.rand`).
     fn uniform(&mut self, n: usize, device: &B::Device) -> Result<Tensor<B, 1>>;
     /// Integers uniform on `[low, high)` (`torch.randint`).
@@ -42,7 +45,11 @@ impl<B: Backend> NoiseSource<B> for BackendNoise {
         shape: [usize; D],
         device: &B::Device,
     ) -> Result<Tensor<B, D>> {
-        Ok(Tensor::random(shape, Distribution::Normal(0.0, 1.0), device))
+        Ok(Tensor::random(
+            shape,
+            Distribution::Normal(0.0, 1.0),
+            device,
+        ))
     }
     fn uniform(&mut self, n: usize, device: &B::Device) -> Result<Tensor<B, 1>> {
         Ok(Tensor::random([n], Distribution::Uniform(0.0, 1.0), device))

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 
 use crate::error::Result;
-use crate::sde::{Sde, ScoreLabels, ScoreScaling, check_times, per_sample};
+use crate::sde::{ScoreLabels, ScoreScaling, Sde, check_times, per_sample};
 
 /// Conditioning labels handed to a network: float noise levels / times, or integer indices.
 #[derive(Debug, Clone)]

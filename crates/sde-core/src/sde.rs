@@ -97,8 +97,15 @@ pub fn check_times(what: &'static str, t: &[f32], batch: usize, t_max: f32) -> R
             batch,
         });
     }
-    if let Some(&bad) = t.iter().find(|&&v| !(v.is_finite() && (0.0..=t_max).contains(&v))) {
-        return Err(SdeError::TimeOutOfRange { what, t: bad, t_max });
+    if let Some(&bad) = t
+        .iter()
+        .find(|&&v| !(v.is_finite() && (0.0..=t_max).contains(&v)))
+    {
+        return Err(SdeError::TimeOutOfRange {
+            what,
+            t: bad,
+            t_max,
+        });
     }
     Ok(())
 }
@@ -191,13 +198,19 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
         } else {
             // `-N / 2. * np.log(2 * np.pi * sigma_max ** 2) - sum(z ** 2) / (2 * sigma_max ** 2)`
             let c = -(n as f64) / 2.0 * (2.0 * std::f64::consts::PI * s * s).ln();
-            sq.div_scalar((2.0 * s * s) as f32).neg().add_scalar(c as f32)
+            sq.div_scalar((2.0 * s * s) as f32)
+                .neg()
+                .add_scalar(c as f32)
         }
     }
 
     /// The reverse-time SDE (or, with `probability_flow`, the probability-flow ODE) driven by
     /// `score` (reference `SDE.reverse`).
-    fn reverse<F>(&self, score: F, probability_flow: bool) -> crate::reverse::ReverseSde<'_, Self, F>
+    fn reverse<F>(
+        &self,
+        score: F,
+        probability_flow: bool,
+    ) -> crate::reverse::ReverseSde<'_, Self, F>
     where
         Self: Sized,
     {

@@ -80,7 +80,10 @@ impl Sde for SubVpSde {
             .iter()
             .map(|&t| self.schedule.log_mean_coeff(t).exp())
             .collect();
-        (LinearMap::Scale(mean), t.iter().map(|&t| self.std(t)).collect())
+        (
+            LinearMap::Scale(mean),
+            t.iter().map(|&t| self.std(t)).collect(),
+        )
     }
 
     /// The default Euler–Maruyama discretisation: `f = drift · (1/N)`, `G = g · sqrt(1/N)`.

@@ -154,7 +154,10 @@ impl Sde for VpSde {
             .iter()
             .map(|&t| self.schedule.log_mean_coeff(t).exp())
             .collect();
-        (LinearMap::Scale(mean), t.iter().map(|&t| self.std(t)).collect())
+        (
+            LinearMap::Scale(mean),
+            t.iter().map(|&t| self.std(t)).collect(),
+        )
     }
 
     /// DDPM discretisation: `f = sqrt(α_i) x − x`, `G = sqrt(β_i)`.

@@ -148,7 +148,12 @@ pub fn read_safetensors(path: &Path) -> Result<HashMap<String, FixtureTensor>, S
                 .collect(),
             Dtype::U8 => raw.iter().map(|&b| b as f64).collect(),
             Dtype::BOOL => raw.iter().map(|&b| (b != 0) as u8 as f64).collect(),
-            other => return Err(format!("{}: tensor {name}: unsupported dtype {other:?}", path.display())),
+            other => {
+                return Err(format!(
+                    "{}: tensor {name}: unsupported dtype {other:?}",
+                    path.display()
+                ));
+            }
         };
         out.insert(
             name.to_string(),
@@ -201,8 +206,8 @@ impl Case {
     /// Loads `dir/case.json` and `dir/tensors.safetensors`.
     pub fn load(dir: &Path) -> Result<Self, String> {
         let json_path = dir.join("case.json");
-        let text =
-            std::fs::read_to_string(&json_path).map_err(|e| format!("{}: {e}", json_path.display()))?;
+        let text = std::fs::read_to_string(&json_path)
+            .map_err(|e| format!("{}: {e}", json_path.display()))?;
         let json: Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json_path.display()))?;
         if json["format_version"].as_i64() != Some(1) {
@@ -261,8 +266,12 @@ impl Case {
     pub fn tolerance(&self) -> Tolerance {
         let t = &self.json["tolerance"];
         Tolerance {
-            rtol: t["rtol"].as_f64().unwrap_or_else(|| panic!("{}: no tolerance.rtol", self.id())),
-            atol: t["atol"].as_f64().unwrap_or_else(|| panic!("{}: no tolerance.atol", self.id())),
+            rtol: t["rtol"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{}: no tolerance.rtol", self.id())),
+            atol: t["atol"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{}: no tolerance.atol", self.id())),
         }
     }
 
@@ -283,7 +292,10 @@ impl Case {
     /// A replay queue of the case's `random_draws` (values from the case or from the shared
     /// noise pool), in call order.
     pub fn recorded_noise(&self) -> RecordedNoise {
-        let draws = self.json["random_draws"].as_array().cloned().unwrap_or_default();
+        let draws = self.json["random_draws"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut pool: Option<FixtureTensor> = None;
         let mut out = Vec::with_capacity(draws.len());
         for d in &draws {
@@ -304,20 +316,32 @@ impl Case {
                 self.tensor(name).data.clone()
             } else if let Some(k) = d["pool_index"].as_u64() {
                 let pool = pool.get_or_insert_with(|| {
-                    let p = self.root().join("noise_pool/noise_pool/tensors.safetensors");
+                    let p = self
+                        .root()
+                        .join("noise_pool/noise_pool/tensors.safetensors");
                     read_safetensors(&p)
                         .unwrap_or_else(|e| panic!("{e}"))
                         .remove("pool")
                         .unwrap_or_else(|| panic!("{}: no tensor `pool`", p.display()))
                 });
                 let per: usize = pool.shape[1..].iter().product();
-                assert_eq!(per, n, "{}: pool entry size {per} ≠ draw size {n}", self.id());
+                assert_eq!(
+                    per,
+                    n,
+                    "{}: pool entry size {per} ≠ draw size {n}",
+                    self.id()
+                );
                 let k = k as usize;
                 pool.data[k * per..(k + 1) * per].to_vec()
             } else {
                 panic!("{}: draw without `tensor` or `pool_index`", self.id());
             };
-            assert_eq!(values.len(), n, "{}: draw values ≠ shape {shape:?}", self.id());
+            assert_eq!(
+                values.len(),
+                n,
+                "{}: draw values ≠ shape {shape:?}",
+                self.id()
+            );
             out.push(RecordedDraw {
                 kind,
                 shape,
@@ -331,7 +355,11 @@ impl Case {
 
 fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -451,7 +479,8 @@ impl Checker {
     pub fn fail(&mut self, case: &Case, msg: impl AsRef<str>) {
         self.cases.insert(case.id());
         self.failed_cases.insert(case.id());
-        self.failures.push(format!("{}: {}", case.id(), msg.as_ref()));
+        self.failures
+            .push(format!("{}: {}", case.id(), msg.as_ref()));
     }
 
     /// Compares output `name` of `case` with `actual` (shape + values) using the case's rule and
@@ -471,11 +500,20 @@ impl Checker {
             return None;
         };
         if exp.shape != shape {
-            self.fail(case, format!("`{name}`: shape {shape:?} ≠ expected {:?}", exp.shape));
+            self.fail(
+                case,
+                format!("`{name}`: shape {shape:?} ≠ expected {:?}", exp.shape),
+            );
             return None;
         }
         let (rule, tol) = if exp.is_int() {
-            (Rule::Exact, Tolerance { rtol: 0.0, atol: 0.0 })
+            (
+                Rule::Exact,
+                Tolerance {
+                    rtol: 0.0,
+                    atol: 0.0,
+                },
+            )
         } else {
             (case.float_rule(), tol.unwrap_or_else(|| case.tolerance()))
         };
@@ -510,7 +548,14 @@ impl Checker {
     }
 
     /// Compares a scalar with `|a − e| ≤ atol + rtol |e|`.
-    pub fn check_scalar(&mut self, case: &Case, what: &str, actual: f64, expected: f64, tol: Tolerance) {
+    pub fn check_scalar(
+        &mut self,
+        case: &Case,
+        what: &str,
+        actual: f64,
+        expected: f64,
+        tol: Tolerance,
+    ) {
         self.visit(case);
         self.checks += 1;
         let allow = tol.atol + tol.rtol * expected.abs();
@@ -527,7 +572,10 @@ impl Checker {
         self.visit(case);
         self.checks += 1;
         if (actual - expected).abs() > slack {
-            self.fail(case, format!("{what}: {actual} vs expected {expected} (slack {slack})"));
+            self.fail(
+                case,
+                format!("{what}: {actual} vs expected {expected} (slack {slack})"),
+            );
         }
     }
 
@@ -551,5 +599,95 @@ impl Checker {
             }
             panic!("{msg}");
         }
+    }
+}
+
+/// A deterministic [`sde_core::NoiseSource`] with its own host RNG (SplitMix64 + Box–Muller).
+/// Unlike the backend RNG (process-global on the CPU backends, shared by concurrently running
+/// tests), two instances with the same seed always give the same draws.
+#[derive(Debug, Clone)]
+pub struct SeededNoise {
+    state: u64,
+}
+
+impl SeededNoise {
+    /// A source seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            state: seed ^ 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform on [0, 1) with 53 random bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// `n` standard normal values.
+    pub fn normals(&mut self, n: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(n + 1);
+        while out.len() < n {
+            let u1 = 1.0 - self.next_f64();
+            let u2 = self.next_f64();
+            let r = (-2.0 * u1.ln()).sqrt();
+            let a = 2.0 * std::f64::consts::PI * u2;
+            out.push((r * a.cos()) as f32);
+            out.push((r * a.sin()) as f32);
+        }
+        out.truncate(n);
+        out
+    }
+}
+
+impl<B: Backend> sde_core::NoiseSource<B> for SeededNoise {
+    fn normal<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> sde_core::Result<Tensor<B, D>> {
+        let n = shape.iter().product();
+        Ok(Tensor::from_data(
+            TensorData::new(self.normals(n), shape),
+            device,
+        ))
+    }
+    fn uniform(&mut self, n: usize, device: &B::Device) -> sde_core::Result<Tensor<B, 1>> {
+        let v: Vec<f32> = (0..n).map(|_| self.next_f64() as f32).collect();
+        Ok(Tensor::from_data(TensorData::new(v, [n]), device))
+    }
+    fn randint(
+        &mut self,
+        low: i64,
+        high: i64,
+        n: usize,
+        device: &B::Device,
+    ) -> sde_core::Result<Tensor<B, 1, Int>> {
+        let span = (high - low) as f64;
+        let v: Vec<i64> = (0..n)
+            .map(|_| low + (self.next_f64() * span) as i64)
+            .collect();
+        Ok(Tensor::from_data(TensorData::new(v, [n]), device))
+    }
+    fn rademacher<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> sde_core::Result<Tensor<B, D>> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                if self.next_u64() >> 63 == 0 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Ok(Tensor::from_data(TensorData::new(v, shape), device))
     }
 }
