@@ -20,8 +20,20 @@ use burn::prelude::*;
 use sde_core::{AnySde, DrawKind, RecordedDraw, RecordedNoise, SdeKind};
 use serde_json::Value;
 
-/// CPU backend of the tests.
+/// Backend of the tests: Flex (CPU) by default; CUDA or wgpu with the opt-in features `cuda` /
+/// `wgpu` of this crate (e.g. `cargo test -p sde-core --features sgm-testkit/cuda`).
+#[cfg(feature = "cuda")]
+pub type TestBackend = burn::backend::Cuda;
+/// Backend of the tests (see the `cuda` variant).
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
+pub type TestBackend = burn::backend::Wgpu;
+/// Backend of the tests: Flex (CPU) by default; CUDA or wgpu with the opt-in features `cuda` /
+/// `wgpu` of this crate (e.g. `cargo test -p sde-core --features sgm-testkit/cuda`).
+#[cfg(not(any(feature = "cuda", feature = "wgpu")))]
 pub type TestBackend = burn::backend::Flex;
+
+/// True when the tests run on a GPU backend (TF32 matmuls: parity needs a looser, stated bound).
+pub const GPU: bool = cfg!(any(feature = "cuda", feature = "wgpu"));
 /// Autodiff over [`TestBackend`].
 pub type TestAutodiff = burn::backend::Autodiff<TestBackend>;
 
