@@ -1,6 +1,7 @@
 //! `cargo xtask …` — the sgm command line. Backend by cargo feature (see `backend.rs`).
 
 mod backend;
+mod config;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,11 @@ struct Cli {
 enum Command {
     /// Print the compiled backend and its default device.
     Info,
+    /// List the official configs, or validate one (name or .toml path) and print it resolved.
+    Config {
+        /// Official name (e.g. `ve/cifar10_ncsnpp_deep_continuous`) or path to a .toml file.
+        name: Option<String>,
+    },
 }
 
 fn main() {
@@ -33,6 +39,7 @@ fn main() {
             println!("device: {:?}", backend::device());
             Ok(())
         }
+        Command::Config { name } => config::config_command(name.as_deref()),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
