@@ -1,0 +1,577 @@
+//! Weights: the reference's flat state dict (`all_modules.3.Conv_0.weight`, NIN `W` `[in, out]`,
+//! `nn.Linear` weights `[out, in]`, GroupNorm `weight`/`bias`, float64 `sigmas`), read from
+//! safetensors or from an official training checkpoint `.pth` (model or EMA weights), and
+//! written back to safetensors in the same layout (sgm's own weight format, so its files load in
+//! PyTorch too).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+
+use crate::config::ModelConfig;
+use crate::error::{NetsError, Result};
+use crate::net::ScoreNet;
+
+/// Key of the float64 noise-level buffer.
+pub const SIGMAS_KEY: &str = "sigmas";
+
+/// Values of a host tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostData {
+    /// float32 values.
+    F32(Vec<f32>),
+    /// float64 values (the `sigmas` buffer).
+    F64(Vec<f64>),
+}
+
+/// A tensor on the host in the reference's layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostTensor {
+    /// Shape (PyTorch layout).
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: HostData,
+}
+
+impl HostTensor {
+    fn f32_values(&self) -> Vec<f32> {
+        match &self.data {
+            HostData::F32(v) => v.clone(),
+            HostData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+    fn f64_values(&self) -> Vec<f64> {
+        match &self.data {
+            HostData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            HostData::F64(v) => v.clone(),
+        }
+    }
+}
+
+/// A flat state dict with reference key names, and where it came from (for messages).
+#[derive(Debug, Clone, Default)]
+pub struct StateDict {
+    /// File or source name.
+    pub source: String,
+    /// Tensors by key.
+    pub tensors: HashMap<String, HostTensor>,
+}
+
+/// One parameter of a model: reference key, PyTorch-layout shape, trainable flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamEntry {
+    /// Reference state-dict key.
+    pub key: String,
+    /// Shape in the reference layout.
+    pub shape: Vec<usize>,
+    /// False only for the frozen Fourier `W`.
+    pub trainable: bool,
+}
+
+/// Tracks the module path and turns it into the reference key.
+#[derive(Default)]
+struct PathStack {
+    stack: Vec<(String, String)>,
+}
+
+impl PathStack {
+    fn enter(&mut self, name: &str, ct: &str) {
+        self.stack.push((name.to_string(), ct.to_string()));
+    }
+    fn exit(&mut self) {
+        self.stack.pop();
+    }
+    /// (reference key, is a Linear weight (transposed), is the frozen Fourier W)
+    fn key(&self) -> (String, bool, bool) {
+        let parts: Vec<&(String, String)> = self
+            .stack
+            .iter()
+            .filter(|(_, ct)| !ct.starts_with("Enum:"))
+            .collect();
+        let mut names: Vec<String> = parts.iter().map(|(n, _)| n.clone()).collect();
+        let (last, ct) = parts
+            .last()
+            .map(|(n, c)| (n.as_str(), c.as_str()))
+            .unwrap_or(("", ""));
+        if ct == "Struct:GroupNorm" {
+            let renamed = match last {
+                "gamma" => "weight",
+                "beta" => "bias",
+                other => other,
+            };
+            if let Some(l) = names.last_mut() {
+                *l = renamed.to_string();
+            }
+        }
+        let linear_w = ct == "Struct:Linear" && last == "weight";
+        let frozen = ct == "Struct:FourierProjection" && last == "W";
+        (names.join("."), linear_w, frozen)
+    }
+}
+
+struct Lister {
+    path: PathStack,
+    out: Vec<ParamEntry>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Lister {
+    fn enter_module(&mut self, name: &str, ct: &str) {
+        self.path.enter(name, ct);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+        let (key, linear_w, frozen) = self.path.key();
+        let mut shape = p.lazy_shape().to_vec();
+        if linear_w {
+            shape.reverse();
+        }
+        self.out.push(ParamEntry {
+            key,
+            shape,
+            trainable: !frozen,
+        });
+    }
+}
+
+/// The model's parameters in registration order (= the reference's `parameters()` order).
+pub fn param_entries<B: Backend>(model: &ScoreNet<B>) -> Vec<ParamEntry> {
+    let mut l = Lister {
+        path: PathStack::default(),
+        out: Vec::new(),
+    };
+    model.visit(&mut l);
+    l.out
+}
+
+struct Loader<'a> {
+    path: PathStack,
+    sd: &'a StateDict,
+}
+
+impl<B: Backend> ModuleMapper<B> for Loader<'_> {
+    fn enter_module(&mut self, name: &str, ct: &str) {
+        self.path.enter(name, ct);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (key, linear_w, _) = self.path.key();
+        // presence and shapes were checked before mapping
+        let Some(t) = self.sd.tensors.get(&key) else {
+            return p;
+        };
+        let device = p.lazy_device();
+        let id = p.id;
+        let x =
+            Tensor::<B, D>::from_data(TensorData::new(t.f32_values(), t.shape.clone()), &device);
+        let x = if linear_w { x.swap_dims(0, 1) } else { x };
+        p.transform_for_load(x, id)
+    }
+}
+
+/// Loads `sd` into `model`: every parameter must be present with the reference shape, and
+/// no key may be left over. `sigmas` (optional) must have shape `[num_scales]`.
+pub fn apply_state_dict<B: Backend>(model: ScoreNet<B>, sd: &StateDict) -> Result<ScoreNet<B>> {
+    let entries = param_entries(&model);
+    for e in &entries {
+        match sd.tensors.get(&e.key) {
+            None => {
+                return Err(NetsError::MissingKey {
+                    file: sd.source.clone(),
+                    key: e.key.clone(),
+                    expected: e.shape.clone(),
+                });
+            }
+            Some(t) if t.shape != e.shape => {
+                return Err(NetsError::ShapeMismatch {
+                    file: sd.source.clone(),
+                    key: e.key.clone(),
+                    found: t.shape.clone(),
+                    expected: e.shape.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let mut unused: Vec<String> = sd
+        .tensors
+        .keys()
+        .filter(|k| k.as_str() != SIGMAS_KEY && !entries.iter().any(|e| &e.key == *k))
+        .cloned()
+        .collect();
+    if !unused.is_empty() {
+        unused.sort();
+        return Err(NetsError::UnexpectedKeys {
+            file: sd.source.clone(),
+            keys: unused,
+        });
+    }
+    let sigmas = match sd.tensors.get(SIGMAS_KEY) {
+        Some(t) => {
+            let n = model.config().model.num_scales;
+            if t.shape != [n] {
+                return Err(NetsError::ShapeMismatch {
+                    file: sd.source.clone(),
+                    key: SIGMAS_KEY.into(),
+                    found: t.shape.clone(),
+                    expected: vec![n],
+                });
+            }
+            Some(t.f64_values())
+        }
+        None => None,
+    };
+    let mut loader = Loader {
+        path: PathStack::default(),
+        sd,
+    };
+    let mut model = model.map(&mut loader);
+    if let Some(s) = sigmas {
+        model.set_sigmas(s);
+    }
+    Ok(model)
+}
+
+struct Collector {
+    path: PathStack,
+    out: Vec<(String, HostTensor)>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Collector {
+    fn enter_module(&mut self, name: &str, ct: &str) {
+        self.path.enter(name, ct);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<B, D>>) {
+        let (key, linear_w, _) = self.path.key();
+        let t = p.val();
+        let t = if linear_w { t.swap_dims(0, 1) } else { t };
+        let shape = t.dims().to_vec();
+        let data = t
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default();
+        self.out.push((
+            key,
+            HostTensor {
+                shape,
+                data: HostData::F32(data),
+            },
+        ));
+    }
+}
+
+/// The model's state dict in the reference layout (parameters + float64 `sigmas`).
+pub fn state_dict<B: Backend>(model: &ScoreNet<B>) -> StateDict {
+    let mut c = Collector {
+        path: PathStack::default(),
+        out: Vec::new(),
+    };
+    model.visit(&mut c);
+    let mut tensors: HashMap<String, HostTensor> = c.out.into_iter().collect();
+    let s = model.sigmas().to_vec();
+    tensors.insert(
+        SIGMAS_KEY.into(),
+        HostTensor {
+            shape: vec![s.len()],
+            data: HostData::F64(s),
+        },
+    );
+    StateDict {
+        source: "model".into(),
+        tensors,
+    }
+}
+
+fn file_err(path: &Path, msg: impl std::fmt::Display) -> NetsError {
+    NetsError::File {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
+}
+
+/// Reads a flat safetensors state dict (float32 / float64 tensors).
+pub fn read_safetensors(path: &Path) -> Result<StateDict> {
+    use safetensors::{Dtype, SafeTensors};
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| file_err(path, e))?;
+    let source = path.display().to_string();
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        let raw = view.data();
+        let data = match view.dtype() {
+            Dtype::F32 => HostData::F32(
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            Dtype::F64 => HostData::F64(
+                raw.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect(),
+            ),
+            other => {
+                return Err(NetsError::BadTensor {
+                    file: source,
+                    key: name.to_string(),
+                    msg: format!("unsupported dtype {other:?} (float32 / float64 expected)"),
+                });
+            }
+        };
+        tensors.insert(
+            name.to_string(),
+            HostTensor {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok(StateDict { source, tensors })
+}
+
+/// Writes the model's state dict (reference layout, float32 params + float64 `sigmas`) to a
+/// safetensors file; [`load_safetensors`] reads it back exactly.
+pub fn save_safetensors<B: Backend>(model: &ScoreNet<B>, path: &Path) -> Result<()> {
+    use safetensors::Dtype;
+    use safetensors::tensor::TensorView;
+    let sd = state_dict(model);
+    let mut keys: Vec<&String> = sd.tensors.keys().collect();
+    keys.sort();
+    let bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = keys
+        .into_iter()
+        .map(|k| {
+            let t = &sd.tensors[k];
+            let (dt, bytes) = match &t.data {
+                HostData::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                HostData::F64(v) => (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            };
+            (k.clone(), dt, t.shape.clone(), bytes)
+        })
+        .collect();
+    let mut views = Vec::with_capacity(bufs.len());
+    for (k, dt, shape, bytes) in &bufs {
+        let v = TensorView::new(*dt, shape.clone(), bytes).map_err(|e| file_err(path, e))?;
+        views.push((k.clone(), v));
+    }
+    safetensors::serialize_to_file(views, None, path).map_err(|e| file_err(path, e))
+}
+
+/// Builds the network of `cfg` and loads a flat reference state dict from safetensors
+/// (e.g. a fixture's `model.safetensors`). Any mismatch is one error naming the key and both shapes.
+pub fn load_safetensors<B: Backend>(
+    cfg: &ModelConfig,
+    path: &Path,
+    device: &B::Device,
+) -> Result<ScoreNet<B>> {
+    let sd = read_safetensors(path)?;
+    apply_state_dict(ScoreNet::new(cfg, device)?, &sd)
+}
+
+/// Which weights of a training checkpoint to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointWeights {
+    /// `model` (the raw training weights, `module.` prefix stripped).
+    Model,
+    /// `ema.shadow_params` (the EMA weights used for evaluation and sampling), mapped onto the
+    /// trainable parameters in `parameters()` order; the frozen Fourier `W` and `sigmas` come
+    /// from `model`.
+    Ema,
+}
+
+mod pth {
+    use super::*;
+    use crate::pickle::{self, TensorRef, Value};
+    use burn_store::pytorch::lazy_data::LazyDataSource;
+
+    /// A checkpoint: its decoded pickle and the zip holding the storages.
+    pub(super) struct Checkpoint {
+        pub top: Value,
+        src: LazyDataSource,
+        prefix: String,
+        cache: HashMap<String, Vec<u8>>,
+    }
+
+    pub(super) fn open(path: &Path) -> Result<Checkpoint> {
+        if !path.is_file() {
+            return Err(file_err(path, "no such file"));
+        }
+        let src = LazyDataSource::from_zip(path)
+            .map_err(|e| file_err(path, format!("not a torch zip checkpoint: {e}")))?;
+        let prefix = src
+            .keys()
+            .iter()
+            .find_map(|k| k.split_once("/data/").map(|(p, _)| p.to_string()))
+            .unwrap_or_else(|| "archive".to_string());
+        let pkl = src
+            .read(&format!("{prefix}/data.pkl"))
+            .map_err(|e| file_err(path, format!("{prefix}/data.pkl: {e}")))?;
+        let top = pickle::parse(&pkl).map_err(|e| file_err(path, format!("data.pkl: {e}")))?;
+        Ok(Checkpoint {
+            top,
+            src,
+            prefix,
+            cache: HashMap::new(),
+        })
+    }
+
+    impl Checkpoint {
+        /// Materialises a tensor (any strides) from its storage.
+        pub(super) fn host(&mut self, path: &Path, key: &str, v: &Value) -> Result<HostTensor> {
+            let bad = |msg: String| NetsError::BadTensor {
+                file: path.display().to_string(),
+                key: key.to_string(),
+                msg,
+            };
+            let Value::Tensor(TensorRef {
+                key: skey,
+                storage,
+                offset,
+                size,
+                stride,
+            }) = v
+            else {
+                return Err(bad("not a tensor".into()));
+            };
+            let width = match storage.as_str() {
+                "FloatStorage" => 4,
+                "DoubleStorage" => 8,
+                other => {
+                    return Err(bad(format!(
+                        "unsupported storage {other} (float32 / float64 expected)"
+                    )));
+                }
+            };
+            if !self.cache.contains_key(skey) {
+                let name = format!("{}/data/{skey}", self.prefix);
+                let bytes = self
+                    .src
+                    .read(&name)
+                    .map_err(|e| file_err(path, format!("{name}: {e}")))?;
+                self.cache.insert(skey.clone(), bytes);
+            }
+            let bytes = &self.cache[skey];
+            let numel: usize = size.iter().product();
+            // element index of every row-major position
+            let mut idx = Vec::with_capacity(numel);
+            let mut pos = vec![0usize; size.len()];
+            for _ in 0..numel {
+                idx.push(offset + pos.iter().zip(stride).map(|(p, s)| p * s).sum::<usize>());
+                for d in (0..size.len()).rev() {
+                    pos[d] += 1;
+                    if pos[d] < size[d] {
+                        break;
+                    }
+                    pos[d] = 0;
+                }
+            }
+            if idx.iter().any(|&i| (i + 1) * width > bytes.len()) {
+                return Err(bad(
+                    "storage is shorter than the tensor (truncated file?)".into()
+                ));
+            }
+            let data = if width == 4 {
+                HostData::F32(
+                    idx.iter()
+                        .map(|&i| {
+                            let c = &bytes[4 * i..4 * i + 4];
+                            f32::from_le_bytes([c[0], c[1], c[2], c[3]])
+                        })
+                        .collect(),
+                )
+            } else {
+                HostData::F64(
+                    idx.iter()
+                        .map(|&i| {
+                            let c = &bytes[8 * i..8 * i + 8];
+                            f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                        })
+                        .collect(),
+                )
+            };
+            Ok(HostTensor {
+                shape: size.clone(),
+                data,
+            })
+        }
+    }
+}
+
+/// Reads the state dict of an official training checkpoint (`torch.save` zip of
+/// `{model, ema, optimizer, step}`): `model` with its `module.` prefix stripped, or the EMA
+/// shadow parameters mapped onto the trainable parameters of `cfg`'s network.
+pub fn read_checkpoint<B: Backend>(
+    cfg: &ModelConfig,
+    path: &Path,
+    which: CheckpointWeights,
+    device: &B::Device,
+) -> Result<StateDict> {
+    use crate::pickle::Value;
+    let mut ck = pth::open(path)?;
+    let top = std::mem::replace(&mut ck.top, Value::None);
+    let source = path.display().to_string();
+    let Some(Value::Dict(model)) = top.get("model") else {
+        return Err(file_err(path, "no `model` state dict in the checkpoint"));
+    };
+    let mut tensors = HashMap::new();
+    for (k, v) in model {
+        let Value::Str(k) = k else {
+            return Err(file_err(path, "`model` has a non-string key"));
+        };
+        let key = k.strip_prefix("module.").unwrap_or(k).to_string();
+        tensors.insert(key, ck.host(path, k, v)?);
+    }
+    if which == CheckpointWeights::Ema {
+        let Some(Value::List(shadow)) = top.get("ema").and_then(|e| e.get("shadow_params")) else {
+            return Err(file_err(
+                path,
+                "no `ema.shadow_params` list in the checkpoint",
+            ));
+        };
+        // shapes only: building the (lazy) network allocates nothing
+        let entries = param_entries(&ScoreNet::<B>::new(cfg, device)?);
+        let trainable: Vec<&ParamEntry> = entries.iter().filter(|e| e.trainable).collect();
+        if trainable.len() != shadow.len() {
+            return Err(file_err(
+                path,
+                format!(
+                    "ema.shadow_params has {} tensors, the model has {} trainable parameters",
+                    shadow.len(),
+                    trainable.len()
+                ),
+            ));
+        }
+        for (i, (e, o)) in trainable.iter().zip(shadow).enumerate() {
+            let t = ck.host(path, &format!("ema.shadow_params[{i}]"), o)?;
+            if t.shape != e.shape {
+                return Err(NetsError::ShapeMismatch {
+                    file: source,
+                    key: format!("ema.shadow_params[{i}] ({})", e.key),
+                    found: t.shape,
+                    expected: e.shape.clone(),
+                });
+            }
+            tensors.insert(e.key.clone(), t);
+        }
+    }
+    Ok(StateDict { source, tensors })
+}
+
+/// Builds the network of `cfg` and loads the model or EMA weights of an official training
+/// checkpoint `.pth`.
+pub fn load_checkpoint<B: Backend>(
+    cfg: &ModelConfig,
+    path: &Path,
+    which: CheckpointWeights,
+    device: &B::Device,
+) -> Result<ScoreNet<B>> {
+    let sd = read_checkpoint::<B>(cfg, path, which, device)?;
+    apply_state_dict(ScoreNet::new(cfg, device)?, &sd)
+}
