@@ -126,6 +126,25 @@ pub enum Corrector {
     None,
 }
 
+/// The reference registry name of a predictor (what `sgm_sample::Predictor::from_name` reads).
+pub fn predictor_name(p: Predictor) -> &'static str {
+    match p {
+        Predictor::EulerMaruyama => "euler_maruyama",
+        Predictor::ReverseDiffusion => "reverse_diffusion",
+        Predictor::AncestralSampling => "ancestral_sampling",
+        Predictor::None => "none",
+    }
+}
+
+/// The reference registry name of a corrector.
+pub fn corrector_name(c: Corrector) -> &'static str {
+    match c {
+        Corrector::Langevin => "langevin",
+        Corrector::Ald => "ald",
+        Corrector::None => "none",
+    }
+}
+
 /// `config.eval`. The two self-contained 1024px configs lack the `enable_*` / `bpd_dataset`
 /// keys upstream, hence the options.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -2,6 +2,9 @@
 
 mod backend;
 mod config;
+mod images;
+mod model;
+mod sample;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,12 @@ enum Command {
         /// Official name (e.g. `ve/cifar10_ncsnpp_deep_continuous`) or path to a .toml file.
         name: Option<String>,
     },
+    /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
+    Sample(sample::SampleArgs),
+    /// Inpaint PNG images: pixels where the mask is white are kept, the rest is generated.
+    Inpaint(sample::ControlArgs),
+    /// Colorize PNG images (converted to grey first) with the PC colorizer.
+    Colorize(sample::ControlArgs),
 }
 
 fn main() {
@@ -40,6 +49,9 @@ fn main() {
             Ok(())
         }
         Command::Config { name } => config::config_command(name.as_deref()),
+        Command::Sample(args) => sample::run_sample(args),
+        Command::Inpaint(args) => sample::run_controllable(args, false),
+        Command::Colorize(args) => sample::run_controllable(args, true),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
