@@ -28,7 +28,8 @@ fn to_u8(v: f32) -> u8 {
 
 /// Writes a `[B, C, H, W]` batch in [0, 1] as one PNG grid (`ncol` columns, 2-pixel gaps).
 pub fn write_grid(path: &Path, dims: &[usize], data: &[f32], ncol: usize) -> Result<()> {
-    let [b, c, h, w] = <[usize; 4]>::try_from(dims).map_err(|_| anyhow::anyhow!("grid needs NCHW"))?;
+    let [b, c, h, w] =
+        <[usize; 4]>::try_from(dims).map_err(|_| anyhow::anyhow!("grid needs NCHW"))?;
     ensure!(c == 1 || c == 3, "grid needs 1 or 3 channels, got {c}");
     let ncol = ncol.clamp(1, b.max(1));
     let nrow = b.div_ceil(ncol);
@@ -40,7 +41,11 @@ pub fn write_grid(path: &Path, dims: &[usize], data: &[f32], ncol: usize) -> Res
         for y in 0..h {
             for x in 0..w {
                 let px = |ch: usize| to_u8(data[((i * c + ch.min(c - 1)) * h + y) * w + x]);
-                img.put_pixel((ox + x) as u32, (oy + y) as u32, image::Rgb([px(0), px(1), px(2)]));
+                img.put_pixel(
+                    (ox + x) as u32,
+                    (oy + y) as u32,
+                    image::Rgb([px(0), px(1), px(2)]),
+                );
             }
         }
     }
@@ -104,6 +109,61 @@ pub fn read_mask(path: &Path, batch: usize, h: usize, w: usize) -> Result<Vec<f3
         img.width(),
         img.height()
     );
-    let plane: Vec<f32> = img.pixels().map(|p| if p[0] >= 128 { 1.0 } else { 0.0 }).collect();
+    let plane: Vec<f32> = img
+        .pixels()
+        .map(|p| if p[0] >= 128 { 1.0 } else { 0.0 })
+        .collect();
     Ok((0..batch * 3).flat_map(|_| plane.iter().copied()).collect())
+}
+
+/// Bytes of one CIFAR-10 binary record: 1 label byte + 3 × 32 × 32 pixel bytes (R, G, B planes).
+pub const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+
+/// 8-bit images `[N, 3, H, W]` (values 0..=255 as u8) from a PNG folder (sorted by name) or a
+/// CIFAR-10 binary batch file, records `first .. first + count` (`count` = all when `None`).
+pub fn read_u8_images(
+    path: &Path,
+    first: usize,
+    count: Option<usize>,
+) -> Result<(Vec<usize>, Vec<u8>)> {
+    if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot list {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+            })
+            .collect();
+        files.sort();
+        let end = count.map_or(files.len(), |c| (first + c).min(files.len()));
+        ensure!(
+            first < end,
+            "{}: no PNG images in range {first}..{end}",
+            path.display()
+        );
+        let (dims, data) = read_pngs(&files[first..end])?;
+        let bytes = data.iter().map(|&v| (v * 255.0).round() as u8).collect();
+        return Ok((dims, bytes));
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ensure!(
+        !bytes.is_empty() && bytes.len() % CIFAR_RECORD == 0,
+        "{}: {} bytes is not a whole number of CIFAR-10 records ({CIFAR_RECORD} bytes each): a truncated or different file",
+        path.display(),
+        bytes.len()
+    );
+    let n = bytes.len() / CIFAR_RECORD;
+    let end = count.map_or(n, |c| first + c);
+    ensure!(
+        first < end && end <= n,
+        "{}: records {first}..{end} requested, the file holds {n}",
+        path.display()
+    );
+    let mut data = Vec::with_capacity((end - first) * 3072);
+    for r in first..end {
+        data.extend_from_slice(&bytes[r * CIFAR_RECORD + 1..(r + 1) * CIFAR_RECORD]);
+    }
+    Ok((vec![end - first, 3, 32, 32], data))
 }

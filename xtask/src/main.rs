@@ -3,6 +3,7 @@
 mod backend;
 mod config;
 mod images;
+mod likelihood;
 mod model;
 mod sample;
 
@@ -30,6 +31,8 @@ enum Command {
     },
     /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
     Sample(sample::SampleArgs),
+    /// Bits/dim of images (PNG folder or CIFAR-10 batch) under the probability-flow ODE.
+    Likelihood(likelihood::LikelihoodArgs),
     /// Inpaint PNG images: pixels where the mask is white are kept, the rest is generated.
     Inpaint(sample::ControlArgs),
     /// Colorize PNG images (converted to grey first) with the PC colorizer.
@@ -50,6 +53,7 @@ fn main() {
         }
         Command::Config { name } => config::config_command(name.as_deref()),
         Command::Sample(args) => sample::run_sample(args),
+        Command::Likelihood(args) => likelihood::run_likelihood(args),
         Command::Inpaint(args) => sample::run_controllable(args, false),
         Command::Colorize(args) => sample::run_controllable(args, true),
     };

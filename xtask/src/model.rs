@@ -39,7 +39,10 @@ pub fn load_model<B: Backend>(
     weights: Weights,
     device: &B::Device,
 ) -> Result<ScoreNet<B>> {
-    let cfg = model_config(config)?;
+    let mut cfg = model_config(config)?;
+    // Every command evaluates the network (the reference's `model.eval()`): no dropout, also on
+    // autodiff backends where Burn would otherwise apply it.
+    cfg.model.dropout = 0.0;
     if !checkpoint.is_file() {
         bail!("checkpoint {} does not exist", checkpoint.display());
     }

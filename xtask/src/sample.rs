@@ -134,9 +134,11 @@ impl<'a, B: Backend> Progress<'a, B> {
     pub fn new(inner: &'a dyn ScoreFunction<B>, len: Option<u64>, what: &str) -> Self {
         let bar = match len {
             Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} NFE, {elapsed} (eta {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} NFE, {elapsed} (eta {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             ),
             None => ProgressBar::new_spinner().with_style(
                 ProgressStyle::with_template("{msg} {spinner} {pos} NFE, {elapsed}")
@@ -235,7 +237,15 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
             // The ODE sampler always uses the continuous score (reference get_ode_sampler).
             let score = ScoreFn::new(&sde, &net, true);
             let progress = Progress::new(&score, None, "ODE sampling");
-            let out = sgm_sample::ode_sample(&sde, &progress, &cfg, shape, None, &mut BackendNoise, &dev)?;
+            let out = sgm_sample::ode_sample(
+                &sde,
+                &progress,
+                &cfg,
+                shape,
+                None,
+                &mut BackendNoise,
+                &dev,
+            )?;
             progress.finish();
             out
         }
@@ -291,7 +301,11 @@ pub fn run_controllable(args: ControlArgs, colorize: bool) -> Result<()> {
     // The reference's controllable samplers use eps = 1e-5 for every SDE.
     cfg.eps = 1e-5;
     let score = ScoreFn::new(&sde, &net, continuous(&config));
-    let progress = Progress::new(&score, Some(pc_calls(&cfg, &sde)), if colorize { "colorizing" } else { "inpainting" });
+    let progress = Progress::new(
+        &score,
+        Some(pc_calls(&cfg, &sde)),
+        if colorize { "colorizing" } else { "inpainting" },
+    );
     let out = if colorize {
         // R = G = B = channel mean
         let gray = x.mean_dim(1).repeat_dim(1, 3);
@@ -306,5 +320,9 @@ pub fn run_controllable(args: ControlArgs, colorize: bool) -> Result<()> {
         sgm_sample::pc_inpaint(&sde, &progress, &cfg, x, mask, &mut BackendNoise)?
     };
     progress.finish();
-    save_outputs(&args.model.out, if colorize { "colorized" } else { "inpainted" }, out.sample)
+    save_outputs(
+        &args.model.out,
+        if colorize { "colorized" } else { "inpainted" },
+        out.sample,
+    )
 }

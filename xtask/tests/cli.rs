@@ -1,0 +1,294 @@
+//! The commands end to end on a tiny network (CPU, seconds): sample (PC and ODE), likelihood,
+//! inpaint, colorize, and their errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burn::backend::Flex;
+
+struct Tmp(PathBuf);
+impl Tmp {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("sgm-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Tmp(d)
+    }
+}
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("xtask runs")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "xtask failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An official config shrunk to a tiny 16×16 network, and its (untrained) weights.
+fn tiny(dir: &Path, base: &str) -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let text = std::fs::read_to_string(root.join(format!("{base}.toml"))).unwrap();
+    let mut cfg: toml::Table = text.parse().unwrap();
+    let model = cfg["model"].as_table_mut().unwrap();
+    model.insert("nf".into(), 8.into());
+    model.insert("num_res_blocks".into(), 1.into());
+    model.insert(
+        "ch_mult".into(),
+        toml::Value::Array(vec![1.into(), 2.into()]),
+    );
+    model.insert(
+        "attn_resolutions".into(),
+        toml::Value::Array(vec![8.into()]),
+    );
+    cfg["data"]
+        .as_table_mut()
+        .unwrap()
+        .insert("image_size".into(), 16.into());
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, toml::to_string(&cfg).unwrap()).unwrap();
+    // The network part: [model] + the network keys of [data].
+    let data = &cfg["data"];
+    let mut net = toml::Table::new();
+    net.insert("model".into(), cfg["model"].clone());
+    let mut d = toml::Table::new();
+    for k in ["image_size", "num_channels", "centered"] {
+        d.insert(k.into(), data[k].clone());
+    }
+    net.insert("data".into(), toml::Value::Table(d));
+    let mcfg: sgm_nets::ModelConfig = toml::Value::Table(net).try_into().unwrap();
+    let device = Default::default();
+    let model = sgm_nets::ScoreNet::<Flex>::new(&mcfg, &device).unwrap();
+    let weights = dir.join("tiny.safetensors");
+    sgm_nets::save_safetensors(&model, &weights).unwrap();
+    (config, weights)
+}
+
+fn write_png(path: &Path, f: impl Fn(u32, u32, usize) -> u8) {
+    let img = image::RgbImage::from_fn(16, 16, |x, y| {
+        image::Rgb([f(x, y, 0), f(x, y, 1), f(x, y, 2)])
+    });
+    img.save(path).unwrap();
+}
+
+#[test]
+fn sample_pc_and_ode_write_a_grid_and_the_raw_samples() {
+    let tmp = Tmp::new("sample");
+    let (config, weights) = tiny(&tmp.0, "ve/cifar10_ncsnpp_continuous");
+    let (c, w) = (config.to_str().unwrap(), weights.to_str().unwrap());
+    let out = tmp.0.join("pc");
+    let o = xtask(&[
+        "sample",
+        "--config",
+        c,
+        "--checkpoint",
+        w,
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--corrector",
+        "none",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("NFE: 3 network calls"));
+    let raw = std::fs::read(out.join("samples.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&raw).unwrap();
+    let s = st.tensor("samples").unwrap();
+    assert_eq!(s.shape(), &[2, 3, 16, 16]);
+    assert!(image::open(out.join("samples.png")).is_ok());
+
+    let out = tmp.0.join("ode");
+    let o = xtask(&[
+        "sample",
+        "--config",
+        c,
+        "--checkpoint",
+        w,
+        "--method",
+        "ode",
+        "--tol",
+        "1e-2",
+        "--batch-size",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(out.join("samples.safetensors").is_file());
+}
+
+#[test]
+fn likelihood_inpaint_and_colorize_run_on_png_inputs() {
+    let tmp = Tmp::new("control");
+    let (config, weights) = tiny(&tmp.0, "vp/cifar10_ddpmpp_continuous");
+    let (c, w) = (config.to_str().unwrap(), weights.to_str().unwrap());
+    let imgs = tmp.0.join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let a = imgs.join("a.png");
+    let b = imgs.join("b.png");
+    write_png(&a, |x, y, ch| (x * 13 + y * 7 + ch as u32 * 40) as u8);
+    write_png(&b, |x, y, ch| (255 - x * 9 - y * 5) as u8 ^ (ch as u8 * 3));
+    let o = xtask(&[
+        "likelihood",
+        "--config",
+        c,
+        "--checkpoint",
+        w,
+        "--data",
+        imgs.to_str().unwrap(),
+        "--batch-size",
+        "2",
+        "--tol",
+        "1e-2",
+    ]);
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("bits/dim:") && text.contains("over 2 images"),
+        "{text}"
+    );
+
+    let mask = tmp.0.join("mask.png");
+    image::GrayImage::from_fn(16, 16, |x, _| image::Luma([if x < 8 { 255 } else { 0 }]))
+        .save(&mask)
+        .unwrap();
+    let out = tmp.0.join("inpaint");
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    ok(&xtask(&[
+        "inpaint",
+        "--config",
+        c,
+        "--checkpoint",
+        w,
+        "--steps",
+        "3",
+        "--mask",
+        mask.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        a_s,
+        b_s,
+    ]));
+    // Known pixels (left half) are kept exactly (up to 8-bit rounding of the PNG).
+    let raw = std::fs::read(out.join("inpainted.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&raw).unwrap();
+    let v: Vec<f32> = st
+        .tensor("samples")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let src = image::open(&a).unwrap().to_rgb8();
+    for y in 0..16u32 {
+        for x in 0..8u32 {
+            let got = v[(y * 16 + x) as usize]; // image 0, channel 0
+            let want = src.get_pixel(x, y)[0] as f32 / 255.0;
+            assert!(
+                (got - want).abs() < 1e-5,
+                "pixel ({x},{y}): {got} vs {want}"
+            );
+        }
+    }
+    let out = tmp.0.join("color");
+    ok(&xtask(&[
+        "colorize",
+        "--config",
+        c,
+        "--checkpoint",
+        w,
+        "--steps",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        a_s,
+    ]));
+    assert!(out.join("colorized.png").is_file());
+}
+
+#[test]
+fn bad_input_is_one_clear_error() {
+    let tmp = Tmp::new("errors");
+    let (config, weights) = tiny(&tmp.0, "ve/cifar10_ncsnpp_continuous");
+    let c = config.to_str().unwrap();
+    let missing = tmp.0.join("nope.pth");
+    let o = xtask(&[
+        "sample",
+        "--config",
+        c,
+        "--checkpoint",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("nope.pth") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    // A truncated checkpoint names the file.
+    let bytes = std::fs::read(&weights).unwrap();
+    let cut = tmp.0.join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let o = xtask(&[
+        "sample",
+        "--config",
+        c,
+        "--checkpoint",
+        cut.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cut.safetensors"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // An unknown config key is named.
+    let bad = tmp.0.join("bad.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[sampling]", "[sampling]\nsnrr = 0.1");
+    std::fs::write(&bad, text).unwrap();
+    let o = xtask(&[
+        "sample",
+        "--config",
+        bad.to_str().unwrap(),
+        "--checkpoint",
+        weights.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("snrr"), "{err}");
+
+    // A crashing reference combination is a clear error, not a panic.
+    let o = xtask(&[
+        "sample",
+        "--config",
+        c,
+        "--checkpoint",
+        weights.to_str().unwrap(),
+        "--predictor",
+        "ancestral_sampling",
+        "--probability-flow",
+        "--steps",
+        "2",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
