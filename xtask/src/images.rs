@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use burn::prelude::*;
 
-/// Name of the tensor holding the samples in a sample-array file.
-pub const SAMPLES_TENSOR: &str = "samples";
+/// Name of the tensor holding the samples in a sample-array file (read back by `sgm-eval`).
+pub use sgm_eval::images::SAMPLES_TENSOR;
 
 /// Host copy of a `[B, C, H, W]` float tensor.
 pub fn to_host<B: Backend>(x: Tensor<B, 4>) -> (Vec<usize>, Vec<f32>) {
@@ -116,54 +116,3 @@ pub fn read_mask(path: &Path, batch: usize, h: usize, w: usize) -> Result<Vec<f3
     Ok((0..batch * 3).flat_map(|_| plane.iter().copied()).collect())
 }
 
-/// Bytes of one CIFAR-10 binary record: 1 label byte + 3 × 32 × 32 pixel bytes (R, G, B planes).
-pub const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
-
-/// 8-bit images `[N, 3, H, W]` (values 0..=255 as u8) from a PNG folder (sorted by name) or a
-/// CIFAR-10 binary batch file, records `first .. first + count` (`count` = all when `None`).
-pub fn read_u8_images(
-    path: &Path,
-    first: usize,
-    count: Option<usize>,
-) -> Result<(Vec<usize>, Vec<u8>)> {
-    if path.is_dir() {
-        let mut files: Vec<_> = std::fs::read_dir(path)
-            .with_context(|| format!("cannot list {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| e.eq_ignore_ascii_case("png"))
-            })
-            .collect();
-        files.sort();
-        let end = count.map_or(files.len(), |c| (first + c).min(files.len()));
-        ensure!(
-            first < end,
-            "{}: no PNG images in range {first}..{end}",
-            path.display()
-        );
-        let (dims, data) = read_pngs(&files[first..end])?;
-        let bytes = data.iter().map(|&v| (v * 255.0).round() as u8).collect();
-        return Ok((dims, bytes));
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    ensure!(
-        !bytes.is_empty() && bytes.len() % CIFAR_RECORD == 0,
-        "{}: {} bytes is not a whole number of CIFAR-10 records ({CIFAR_RECORD} bytes each): a truncated or different file",
-        path.display(),
-        bytes.len()
-    );
-    let n = bytes.len() / CIFAR_RECORD;
-    let end = count.map_or(n, |c| first + c);
-    ensure!(
-        first < end && end <= n,
-        "{}: records {first}..{end} requested, the file holds {n}",
-        path.display()
-    );
-    let mut data = Vec::with_capacity((end - first) * 3072);
-    for r in first..end {
-        data.extend_from_slice(&bytes[r * CIFAR_RECORD + 1..(r + 1) * CIFAR_RECORD]);
-    }
-    Ok((vec![end - first, 3, 32, 32], data))
-}

@@ -10,7 +10,6 @@ use sgm_sample::{Hutchinson, LikelihoodConfig, Rk45Options};
 
 use crate::backend::{Train, device};
 use crate::config::ExperimentConfig;
-use crate::images;
 use crate::model::load_model;
 use crate::sample::{ModelArgs, scaler_of, sde_of};
 
@@ -75,18 +74,19 @@ pub fn run_likelihood(args: LikelihoodArgs) -> Result<()> {
     let dev = device();
     Train::seed(&dev, args.model.seed);
     let net = load_model::<Train>(&config, &args.model.checkpoint, args.model.weights, &dev)?;
-    let (dims, pixels) = images::read_u8_images(&args.data, args.first, args.count)?;
+    let imgs = sgm_eval::read_images(&args.data, args.first, args.count)?;
     let [c, h, w] = config.image_shape();
-    if dims[1..] != [c, h, w] {
+    if [imgs.channels, imgs.height, imgs.width] != [c, h, w] {
         bail!(
             "{}: images are {}×{}×{}, the config {} expects {c}×{h}×{w}",
             args.data.display(),
-            dims[1],
-            dims[2],
-            dims[3],
+            imgs.channels,
+            imgs.height,
+            imgs.width,
             config.source
         );
     }
+    let pixels = &imgs.data;
     if args.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
@@ -99,7 +99,7 @@ pub fn run_likelihood(args: LikelihoodArgs) -> Result<()> {
     };
     // The likelihood always uses the continuous score (reference get_likelihood_fn).
     let score = ScoreFn::new(&sde, &net, true);
-    let n = dims[0];
+    let n = imgs.n;
     let per = c * h * w;
     let bar = ProgressBar::new(n as u64).with_style(
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {elapsed} (eta {eta})")

@@ -2,6 +2,7 @@
 
 mod backend;
 mod config;
+mod fid;
 mod images;
 mod likelihood;
 mod model;
@@ -33,6 +34,10 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Bits/dim of images (PNG folder or CIFAR-10 batch) under the probability-flow ODE.
     Likelihood(likelihood::LikelihoodArgs),
+    /// FID and KID between two image sets (and IS of the first), pytorch-fid's numbers.
+    Fid(fid::FidArgs),
+    /// Write pytorch-fid statistics (`.npz`) of an image source.
+    FidStats(fid::FidStatsArgs),
     /// Inpaint PNG images: pixels where the mask is white are kept, the rest is generated.
     Inpaint(sample::ControlArgs),
     /// Colorize PNG images (converted to grey first) with the PC colorizer.
@@ -54,6 +59,8 @@ fn main() {
         Command::Config { name } => config::config_command(name.as_deref()),
         Command::Sample(args) => sample::run_sample(args),
         Command::Likelihood(args) => likelihood::run_likelihood(args),
+        Command::Fid(args) => fid::run_fid(args),
+        Command::FidStats(args) => fid::run_fid_stats(args),
         Command::Inpaint(args) => sample::run_controllable(args, false),
         Command::Colorize(args) => sample::run_controllable(args, true),
     };

@@ -292,3 +292,48 @@ fn bad_input_is_one_clear_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn fid_and_fid_stats_on_cifar_batches() {
+    let tmp = Tmp::new("fid");
+    // Missing weights: one error naming the file.
+    let o = xtask(&["fid", "a.bin", "b.bin", "--inception", "/nonexistent/w.pth"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent/w.pth") && !err.contains("panicked"), "{err}");
+
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    if !data.join("inception").is_dir() {
+        eprintln!("\n*** SKIPPING fid CLI run: no data at {} ***\n", data.display());
+        return;
+    }
+    let w = data.join("inception/pt_inception-2015-12-05.pth");
+    let test = data.join("cifar10/test_batch.bin");
+    let train = data.join("cifar10/data_batch_1.bin");
+    let npz = tmp.0.join("test8.npz");
+    let (w, test, train, npz_s) = (
+        w.to_str().unwrap(),
+        test.to_str().unwrap(),
+        train.to_str().unwrap(),
+        npz.to_str().unwrap(),
+    );
+    ok(&xtask(&["fid-stats", test, npz_s, "--inception", w, "--count", "8", "--batch-size", "8"]));
+    // Same statistics on both sides: FID 0, no network needed.
+    let o = xtask(&["fid", npz_s, npz_s]);
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let fid: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("FID: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(fid.abs() < 1e-6, "{out}");
+    // Images against statistics, and images against images (with KID).
+    ok(&xtask(&["fid", train, npz_s, "--inception", w, "--count", "8", "--batch-size", "8"]));
+    let o = xtask(&["fid", train, test, "--inception", w, "--count", "8", "--batch-size", "8"]);
+    ok(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FID: ") && out.contains("KID: "), "{out}");
+}

@@ -1,1 +1,29 @@
-//! sgm-eval (work in progress)
+//! # sgm-eval — FID / KID / Inception Score, number for number with pytorch-fid
+//!
+//! * [`inception`]: Inception-v3 in pytorch-fid's FID form, loaded from pytorch-fid's weights
+//!   file (`pt_inception-2015-12-05-*.pth`; the path is an argument — the product never assumes
+//!   where it lives). Without `fc` it gives pool3 features; with it, the 1008 logits too.
+//! * [`features`]: uint8 images → bilinear 299×299 (align_corners = false) → `[-1, 1]` →
+//!   features, batched on the device.
+//! * [`fid`]: statistics and the Fréchet distance in float64; [`kid`]: unbiased polynomial-kernel
+//!   MMD over subsets; [`inception_score`]: 10-split IS.
+//! * [`stats`]: pytorch-fid `.npz` statistics files; [`images`]: PNG folders, CIFAR-10 binary
+//!   batches, sample arrays of `cargo xtask sample`.
+
+pub mod error;
+pub mod features;
+pub mod fid;
+pub mod images;
+pub mod inception;
+pub mod inception_score;
+pub mod kid;
+pub mod stats;
+
+pub use error::{EvalError, Result};
+pub use features::{Features, POOL3_DIM, extract};
+pub use fid::{Stats, frechet_distance};
+pub use images::{U8Images, read_images};
+pub use inception::InceptionV3;
+pub use inception_score::{InceptionScore, inception_score};
+pub use kid::{Kid, kid};
+pub use stats::{read_stats, write_stats};

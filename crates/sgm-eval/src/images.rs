@@ -1,0 +1,164 @@
+//! Image sources for the metrics (and the CLI): PNG folders, CIFAR-10 binary batches, and
+//! sample arrays written by `cargo xtask sample`. All give 8-bit RGB images `[N, 3, H, W]`.
+
+use std::path::Path;
+
+use crate::error::{EvalError, Result, file_err};
+
+/// Bytes of one CIFAR-10 binary record: 1 label byte + 3 × 32 × 32 pixels (R, G, B planes).
+pub const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+
+/// Name of the tensor in a sample array file (safetensors, float32 NCHW in [0, 1], or uint8).
+pub const SAMPLES_TENSOR: &str = "samples";
+
+/// 8-bit images, row-major `[n, channels, height, width]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct U8Images {
+    /// Number of images.
+    pub n: usize,
+    /// Channels (3 for RGB).
+    pub channels: usize,
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+    /// Pixel values.
+    pub data: Vec<u8>,
+}
+
+impl U8Images {
+    /// Values per image.
+    pub fn per_image(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+/// Records `first .. first + count` of a CIFAR-10 binary batch (`count = None`: to the end).
+pub fn read_cifar10_bin(path: &Path, first: usize, count: Option<usize>) -> Result<U8Images> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+        return Err(file_err(
+            path,
+            format!(
+                "{} bytes is not a whole number of CIFAR-10 records ({CIFAR_RECORD} bytes each): truncated or not a CIFAR-10 batch",
+                bytes.len()
+            ),
+        ));
+    }
+    let n = bytes.len() / CIFAR_RECORD;
+    let end = count.map_or(n, |c| first + c);
+    if first >= end || end > n {
+        return Err(file_err(
+            path,
+            format!("records {first}..{end} requested, the file holds {n}"),
+        ));
+    }
+    let mut data = Vec::with_capacity((end - first) * 3072);
+    for r in first..end {
+        data.extend_from_slice(&bytes[r * CIFAR_RECORD + 1..(r + 1) * CIFAR_RECORD]);
+    }
+    Ok(U8Images {
+        n: end - first,
+        channels: 3,
+        height: 32,
+        width: 32,
+        data,
+    })
+}
+
+/// PNG files of a folder (sorted by name), `first .. first + count`, all of one size, as RGB.
+pub fn read_png_folder(dir: &Path, first: usize, count: Option<usize>) -> Result<U8Images> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| file_err(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+        })
+        .collect();
+    files.sort();
+    let end = count.map_or(files.len(), |c| (first + c).min(files.len()));
+    if first >= end {
+        return Err(file_err(dir, format!("no PNG images in range {first}..{end}")));
+    }
+    let mut out: Option<U8Images> = None;
+    for p in &files[first..end] {
+        let img = image::open(p).map_err(|e| file_err(p, e))?.to_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let acc = out.get_or_insert_with(|| U8Images {
+            n: 0,
+            channels: 3,
+            height: h,
+            width: w,
+            data: Vec::new(),
+        });
+        if (acc.height, acc.width) != (h, w) {
+            return Err(EvalError::Shape {
+                what: p.display().to_string(),
+                reason: format!("{w}×{h} differs from the first image's {}×{}", acc.width, acc.height),
+            });
+        }
+        for ch in 0..3 {
+            acc.data.extend(img.pixels().map(|px| px[ch]));
+        }
+        acc.n += 1;
+    }
+    Ok(out.expect("at least one image"))
+}
+
+/// A sample array file: safetensors with tensor `samples`, float32 `[N, C, H, W]` in [0, 1]
+/// (quantised as `round(clip(x · 255))`) or uint8.
+pub fn read_sample_array(path: &Path, first: usize, count: Option<usize>) -> Result<U8Images> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| file_err(path, e))?;
+    let t = st
+        .tensor(SAMPLES_TENSOR)
+        .map_err(|_| file_err(path, format!("no tensor `{SAMPLES_TENSOR}`")))?;
+    let shape = t.shape().to_vec();
+    let [n, c, h, w] = <[usize; 4]>::try_from(shape.as_slice())
+        .map_err(|_| file_err(path, format!("`{SAMPLES_TENSOR}` has shape {shape:?}, expected [N, C, H, W]")))?;
+    let all: Vec<u8> = match t.dtype() {
+        safetensors::Dtype::F32 => t
+            .data()
+            .chunks_exact(4)
+            .map(|b| {
+                let v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+                (v * 255.0).clamp(0.0, 255.0).round() as u8
+            })
+            .collect(),
+        safetensors::Dtype::U8 => t.data().to_vec(),
+        other => return Err(file_err(path, format!("unsupported dtype {other:?} (float32 or uint8)"))),
+    };
+    let end = count.map_or(n, |k| first + k);
+    if first >= end || end > n {
+        return Err(file_err(path, format!("images {first}..{end} requested, the file holds {n}")));
+    }
+    let per = c * h * w;
+    Ok(U8Images {
+        n: end - first,
+        channels: c,
+        height: h,
+        width: w,
+        data: all[first * per..end * per].to_vec(),
+    })
+}
+
+/// Any image source by its path: a folder (PNG), a `.bin` file (CIFAR-10), or a
+/// `.safetensors` sample array.
+pub fn read_images(path: &Path, first: usize, count: Option<usize>) -> Result<U8Images> {
+    if path.is_dir() {
+        return read_png_folder(path, first, count);
+    }
+    if !path.exists() {
+        return Err(file_err(path, "no such file or folder"));
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("bin") => read_cifar10_bin(path, first, count),
+        Some("safetensors") => read_sample_array(path, first, count),
+        _ => Err(file_err(
+            path,
+            "unknown image source (a PNG folder, a CIFAR-10 .bin batch or a .safetensors sample array)",
+        )),
+    }
+}

@@ -1,0 +1,142 @@
+//! pytorch-fid statistics files: `np.savez(path, mu=mu, sigma=sigma)` — a zip of `mu.npy`
+//! (`[d]`) and `sigma.npy` (`[d, d]`), float64 (float32 is accepted when reading).
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use crate::error::{Result, file_err};
+use crate::fid::Stats;
+
+/// Parses one `.npy` array: (shape, values as f64). Little-endian f8 / f4, C order.
+fn parse_npy(bytes: &[u8], what: &str) -> std::result::Result<(Vec<usize>, Vec<f64>), String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(format!("{what}: not a .npy array"));
+    }
+    let (hlen, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("{what}: unsupported .npy version {v}")),
+    };
+    let header = bytes
+        .get(start..start + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| format!("{what}: truncated header"))?;
+    let descr = header
+        .split("'descr':")
+        .nth(1)
+        .and_then(|s| s.split('\'').nth(1))
+        .ok_or_else(|| format!("{what}: no descr in header"))?;
+    if header.contains("'fortran_order': True") {
+        return Err(format!("{what}: Fortran-order arrays are not supported"));
+    }
+    let shape_txt = header
+        .split("'shape':")
+        .nth(1)
+        .and_then(|s| s.split('(').nth(1))
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| format!("{what}: no shape in header"))?;
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("{what}: bad shape `{shape_txt}`")))
+        .collect::<std::result::Result<_, _>>()?;
+    let n: usize = shape.iter().product();
+    let data = &bytes[start + hlen..];
+    let values: Vec<f64> = match descr {
+        "<f8" => data
+            .chunks_exact(8)
+            .take(n)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        "<f4" => data
+            .chunks_exact(4)
+            .take(n)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+            .collect(),
+        other => return Err(format!("{what}: unsupported dtype {other} (float64 or float32)")),
+    };
+    if values.len() != n {
+        return Err(format!(
+            "{what}: truncated data ({} of {n} values)",
+            values.len()
+        ));
+    }
+    Ok((shape, values))
+}
+
+/// Encodes a float64 C-order `.npy` (format 1.0).
+fn npy_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
+    let dims = match shape {
+        [a] => format!("({a},)"),
+        _ => format!(
+            "({})",
+            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {dims}, }}");
+    // 10-byte preamble + header (ending in '\n') is a multiple of 64
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 8);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Reads a pytorch-fid `.npz` statistics file.
+pub fn read_stats(path: &Path) -> Result<Stats> {
+    let file = std::fs::File::open(path).map_err(|e| file_err(path, e))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
+    let mut get = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
+        let mut entry = zip
+            .by_name(&format!("{name}.npy"))
+            .map_err(|_| file_err(path, format!("no array `{name}`")))?;
+        let mut bytes = Vec::new();
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| file_err(path, format!("array `{name}`: {e}")))?;
+        parse_npy(&bytes, name).map_err(|e| file_err(path, e))
+    };
+    let (ms, mu) = get("mu")?;
+    let (ss, sigma) = get("sigma")?;
+    let d = mu.len();
+    if ms.len() != 1 || ss != [d, d] {
+        return Err(file_err(
+            path,
+            format!("mu has shape {ms:?} and sigma {ss:?}; expected [d] and [d, d]"),
+        ));
+    }
+    Ok(Stats { mu, sigma })
+}
+
+/// Writes a pytorch-fid `.npz` statistics file (atomically: temp file, then rename).
+pub fn write_stats(path: &Path, stats: &Stats) -> Result<()> {
+    let d = stats.dim();
+    let tmp = path.with_extension("npz.tmp");
+    let write = || -> std::io::Result<()> {
+        let file = std::fs::File::create(&tmp)?;
+        let mut zip = zip::ZipWriter::new(file);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        zip.start_file("mu.npy", opts)?;
+        zip.write_all(&npy_f64(&[d], &stats.mu))?;
+        zip.start_file("sigma.npy", opts)?;
+        zip.write_all(&npy_f64(&[d, d], &stats.sigma))?;
+        zip.finish()?;
+        Ok(())
+    };
+    write().map_err(|e| file_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+}

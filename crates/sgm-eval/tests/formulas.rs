@@ -1,0 +1,173 @@
+//! KID, IS and FID formulas against independent straightforward computations on small
+//! synthetic matrices; statistics files round trip; bad input is one clear error.
+
+use sgm_eval::fid::trace_sqrt_product;
+use sgm_eval::kid::mmd2_unbiased;
+use sgm_eval::{EvalError, Stats, frechet_distance, inception_score, kid, read_stats, write_stats};
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[test]
+fn kid_is_the_unbiased_cubic_kernel_mmd() {
+    let d = 5;
+    let x = values(8 * d, 1);
+    let y: Vec<f64> = values(8 * d, 2).iter().map(|v| v + 0.3).collect();
+    // Independent: the textbook formula with explicit kernel matrices.
+    let k = |a: &[f64], b: &[f64]| {
+        (a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>() / d as f64 + 1.0).powi(3)
+    };
+    let rx: Vec<&[f64]> = x.chunks(d).collect();
+    let ry: Vec<&[f64]> = y.chunks(d).collect();
+    let m = 8.0;
+    let mut xx = 0.0;
+    let mut yy = 0.0;
+    let mut xy = 0.0;
+    for i in 0..8 {
+        for j in 0..8 {
+            if i != j {
+                xx += k(rx[i], rx[j]);
+                yy += k(ry[i], ry[j]);
+            }
+            xy += k(rx[i], ry[j]);
+        }
+    }
+    let expected = xx / (m * (m - 1.0)) + yy / (m * (m - 1.0)) - 2.0 * xy / (m * m);
+    assert!((mmd2_unbiased(&rx, &ry) - expected).abs() < 1e-12);
+    // One subset of all images is that same value, with zero spread.
+    let r = kid(&x, &y, d, 1, 8, 7).unwrap();
+    assert!((r.mean - expected).abs() < 1e-12 && r.std == 0.0, "{r:?}");
+    // Subsets: the mean is close to the full estimate and the spread is positive.
+    let r = kid(&x, &y, d, 50, 5, 7).unwrap();
+    assert!(r.std > 0.0 && (r.mean - expected).abs() < 0.5 * expected.abs() + 0.05, "{r:?}");
+    // Identical sets: KID ≈ 0 (unbiased: can be slightly negative).
+    let r = kid(&x, &x, d, 1, 8, 7).unwrap();
+    assert!(r.mean.abs() < 1e-1, "{r:?}");
+}
+
+#[test]
+fn inception_score_matches_a_direct_computation() {
+    let k = 4;
+    let logits = values(20 * k, 3).iter().map(|v| 3.0 * v).collect::<Vec<_>>();
+    let is = inception_score(&logits, k, 2).unwrap();
+    // Direct: per split, p(y|x) by softmax, p(y) the mean, exp(mean KL).
+    let mut scores = vec![];
+    for s in 0..2 {
+        let rows: Vec<Vec<f64>> = logits[s * 10 * k..(s + 1) * 10 * k]
+            .chunks(k)
+            .map(|r| {
+                let z: f64 = r.iter().map(|v| v.exp()).sum();
+                r.iter().map(|v| v.exp() / z).collect()
+            })
+            .collect();
+        let py: Vec<f64> = (0..k).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / 10.0).collect();
+        let kl: f64 = rows
+            .iter()
+            .map(|r| (0..k).map(|j| r[j] * (r[j] / py[j]).ln()).sum::<f64>())
+            .sum::<f64>()
+            / 10.0;
+        scores.push(kl.exp());
+    }
+    let mean = (scores[0] + scores[1]) / 2.0;
+    let std = ((scores[0] - mean).powi(2) + (scores[1] - mean).powi(2)).sqrt() / 2f64.sqrt();
+    assert!((is.mean - mean).abs() < 1e-12 && (is.std - std).abs() < 1e-12, "{is:?}");
+    // Certain, uniformly spread predictions: IS = number of classes.
+    let mut sharp = vec![-50.0; 8 * k];
+    for i in 0..8 {
+        sharp[i * k + i % k] = 50.0;
+    }
+    let is = inception_score(&sharp, k, 1).unwrap();
+    assert!((is.mean - k as f64).abs() < 1e-9, "{is:?}");
+}
+
+#[test]
+fn frechet_distance_of_gaussians_is_the_closed_form() {
+    // Diagonal covariances: FID = ‖μ₁−μ₂‖² + Σ (a_i + b_i − 2 sqrt(a_i b_i)).
+    let d = 6;
+    let a_diag = [1.0, 2.0, 0.5, 0.0, 3.0, 1.5];
+    let b_diag = [2.0, 2.0, 0.1, 1.0, 0.0, 1.0];
+    let diag = |v: &[f64]| {
+        let mut m = vec![0.0; d * d];
+        for i in 0..d {
+            m[i * d + i] = v[i];
+        }
+        m
+    };
+    let a = Stats { mu: vec![0.0, 1.0, 2.0, 0.0, 0.0, 1.0], sigma: diag(&a_diag) };
+    let b = Stats { mu: vec![1.0, 1.0, 0.0, 0.0, 0.5, 1.0], sigma: diag(&b_diag) };
+    let mut expected = 1.0 + 4.0 + 0.25;
+    for i in 0..d {
+        expected += a_diag[i] + b_diag[i] - 2.0 * (a_diag[i] * b_diag[i]).sqrt();
+    }
+    let fid = frechet_distance(&a, &b).unwrap();
+    assert!((fid - expected).abs() < 1e-9, "{fid} vs {expected}");
+    // A rank-deficient product (fewer samples than dimensions) against the low-rank identity
+    // tr sqrtm(Σ₁Σ₂) = ‖X₁ X₂ᵀ‖_* / sqrt((n₁−1)(n₂−1)) for centred data.
+    let (n, d) = (4, 7);
+    let x1 = values(n * d, 11);
+    let x2 = values(n * d, 12);
+    let s1 = Stats::from_features(&x1, n, d).unwrap();
+    let s2 = Stats::from_features(&x2, n, d).unwrap();
+    let c = |x: &[f64], mu: &[f64]| -> nalgebra::DMatrix<f64> {
+        nalgebra::DMatrix::from_row_iterator(n, d, x.chunks(d).flat_map(|r| r.iter().zip(mu).map(|(a, m)| a - m).collect::<Vec<_>>()))
+    };
+    let m = c(&x1, &s1.mu) * c(&x2, &s2.mu).transpose();
+    let nuclear: f64 = m.singular_values().iter().sum();
+    let exact = nuclear / ((n as f64 - 1.0) * (n as f64 - 1.0)).sqrt();
+    let got = trace_sqrt_product(&s1.sigma, &s2.sigma, d);
+    assert!((got - exact).abs() < 1e-9, "{got} vs {exact}");
+}
+
+#[test]
+fn stats_files_round_trip_and_bad_files_are_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("sgm-eval-stats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = Stats::from_features(&values(5 * 3, 4), 5, 3).unwrap();
+    let p = dir.join("s.npz");
+    write_stats(&p, &s).unwrap();
+    assert_eq!(read_stats(&p).unwrap(), s);
+    // Truncated file.
+    let bytes = std::fs::read(&p).unwrap();
+    let cut = dir.join("cut.npz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = read_stats(&cut).unwrap_err();
+    assert!(e.to_string().contains("cut.npz"), "{e}");
+    // Missing file.
+    let e = read_stats(&dir.join("none.npz")).unwrap_err();
+    assert!(e.to_string().contains("none.npz"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    use sgm_testkit::{TestBackend, device};
+    let e = sgm_eval::InceptionV3::<TestBackend>::load(std::path::Path::new("/nonexistent/w.pth"), &device())
+        .unwrap_err();
+    assert!(matches!(e, EvalError::MissingWeights { .. }) && e.to_string().contains("/nonexistent/w.pth"));
+    // A CIFAR-10 batch that is not a whole number of records.
+    let dir = std::env::temp_dir().join(format!("sgm-eval-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("short.bin");
+    std::fs::write(&bin, vec![0u8; 3073 + 10]).unwrap();
+    let e = sgm_eval::images::read_cifar10_bin(&bin, 0, None).unwrap_err();
+    assert!(e.to_string().contains("short.bin") && e.to_string().contains("truncated"), "{e}");
+    // More records than the file holds.
+    std::fs::write(&bin, vec![0u8; 3073 * 2]).unwrap();
+    let e = sgm_eval::images::read_cifar10_bin(&bin, 0, Some(3)).unwrap_err();
+    assert!(e.to_string().contains("holds 2"), "{e}");
+    // Statistics of different dimensions; too few images.
+    let a = Stats::from_features(&values(6, 1), 3, 2).unwrap();
+    let b = Stats::from_features(&values(9, 1), 3, 3).unwrap();
+    assert!(frechet_distance(&a, &b).is_err());
+    assert!(Stats::from_features(&values(3, 1), 1, 3).is_err());
+    // Grey images are rejected by the feature extractor before any work.
+    std::fs::remove_dir_all(&dir).ok();
+}
