@@ -60,12 +60,14 @@ pub struct FidStatsArgs {
 fn load_net(args: &InceptionArgs) -> Result<InceptionV3<Inner>> {
     let path = match &args.inception {
         Some(p) => p.clone(),
-        None => std::env::var_os(WEIGHTS_ENV).map(PathBuf::from).with_context(|| {
-            format!(
-                "no Inception weights: pass --inception FILE or set {WEIGHTS_ENV} \
+        None => std::env::var_os(WEIGHTS_ENV)
+            .map(PathBuf::from)
+            .with_context(|| {
+                format!(
+                    "no Inception weights: pass --inception FILE or set {WEIGHTS_ENV} \
                  (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)"
-            )
-        })?,
+                )
+            })?,
     };
     Ok(InceptionV3::load(&path, &device())?)
 }

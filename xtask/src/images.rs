@@ -115,4 +115,3 @@ pub fn read_mask(path: &Path, batch: usize, h: usize, w: usize) -> Result<Vec<f3
         .collect();
     Ok((0..batch * 3).flat_map(|_| plane.iter().copied()).collect())
 }
-

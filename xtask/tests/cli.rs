@@ -300,11 +300,17 @@ fn fid_and_fid_stats_on_cifar_batches() {
     let o = xtask(&["fid", "a.bin", "b.bin", "--inception", "/nonexistent/w.pth"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("/nonexistent/w.pth") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("/nonexistent/w.pth") && !err.contains("panicked"),
+        "{err}"
+    );
 
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     if !data.join("inception").is_dir() {
-        eprintln!("\n*** SKIPPING fid CLI run: no data at {} ***\n", data.display());
+        eprintln!(
+            "\n*** SKIPPING fid CLI run: no data at {} ***\n",
+            data.display()
+        );
         return;
     }
     let w = data.join("inception/pt_inception-2015-12-05.pth");
@@ -317,7 +323,17 @@ fn fid_and_fid_stats_on_cifar_batches() {
         train.to_str().unwrap(),
         npz.to_str().unwrap(),
     );
-    ok(&xtask(&["fid-stats", test, npz_s, "--inception", w, "--count", "8", "--batch-size", "8"]));
+    ok(&xtask(&[
+        "fid-stats",
+        test,
+        npz_s,
+        "--inception",
+        w,
+        "--count",
+        "8",
+        "--batch-size",
+        "8",
+    ]));
     // Same statistics on both sides: FID 0, no network needed.
     let o = xtask(&["fid", npz_s, npz_s]);
     ok(&o);
@@ -329,10 +345,31 @@ fn fid_and_fid_stats_on_cifar_batches() {
         .trim()
         .parse()
         .unwrap();
-    assert!(fid.abs() < 1e-6, "{out}");
+    // ≈ 0: the square roots of the ~2040 round-off eigenvalues of a rank-7 covariance add ~1e-4.
+    assert!(fid.abs() < 1e-2, "{out}");
     // Images against statistics, and images against images (with KID).
-    ok(&xtask(&["fid", train, npz_s, "--inception", w, "--count", "8", "--batch-size", "8"]));
-    let o = xtask(&["fid", train, test, "--inception", w, "--count", "8", "--batch-size", "8"]);
+    ok(&xtask(&[
+        "fid",
+        train,
+        npz_s,
+        "--inception",
+        w,
+        "--count",
+        "8",
+        "--batch-size",
+        "8",
+    ]));
+    let o = xtask(&[
+        "fid",
+        train,
+        test,
+        "--inception",
+        w,
+        "--count",
+        "8",
+        "--batch-size",
+        "8",
+    ]);
     ok(&o);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("FID: ") && out.contains("KID: "), "{out}");

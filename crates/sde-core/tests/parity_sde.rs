@@ -10,8 +10,11 @@ use sgm_testkit::{Case, Checker, TestBackend, cases, device, host};
 
 type B = TestBackend;
 
-/// Everything the fixture can ask for, computed for one case: name → (shape, values).
-fn compute(case: &Case) -> Result<HashMap<String, (Vec<usize>, Vec<f64>)>> {
+/// name → (shape, values).
+type Outputs = HashMap<String, (Vec<usize>, Vec<f64>)>;
+
+/// Everything the fixture can ask for, computed for one case.
+fn compute(case: &Case) -> Result<Outputs> {
     let dev = device();
     let sde = case.sde();
     let x: Tensor<B, 4> = case.tensor("x").tensor(&dev);
@@ -21,7 +24,7 @@ fn compute(case: &Case) -> Result<HashMap<String, (Vec<usize>, Vec<f64>)>> {
     let put_t = |out: &mut HashMap<_, _>, name: String, t: Tensor<B, 4>| {
         out.insert(name, host(t));
     };
-    let put_v = |out: &mut HashMap<String, (Vec<usize>, Vec<f64>)>, name: String, v: &[f32]| {
+    let put_v = |out: &mut Outputs, name: String, v: &[f32]| {
         out.insert(name, (vec![v.len()], v.iter().map(|&a| a as f64).collect()));
     };
     // `score_fn(x, t) := score` for every call.

@@ -41,7 +41,10 @@ pub fn preprocess<B: Backend>(x01: Tensor<B, 4>) -> Tensor<B, 4> {
 }
 
 fn host64<B: Backend>(t: Tensor<B, 2>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec::<f64>().expect("converted to f64")
+    t.into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("converted to f64")
 }
 
 /// Runs the network over `images` in batches of `batch_size`; `progress(done)` is called after
@@ -56,7 +59,10 @@ pub fn extract<B: Backend>(
     if images.channels != 3 {
         return Err(EvalError::Shape {
             what: "Inception input".into(),
-            reason: format!("images have {} channels, Inception needs 3 (RGB)", images.channels),
+            reason: format!(
+                "images have {} channels, Inception needs 3 (RGB)",
+                images.channels
+            ),
         });
     }
     if batch_size == 0 {

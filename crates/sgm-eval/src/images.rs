@@ -80,7 +80,10 @@ pub fn read_png_folder(dir: &Path, first: usize, count: Option<usize>) -> Result
     files.sort();
     let end = count.map_or(files.len(), |c| (first + c).min(files.len()));
     if first >= end {
-        return Err(file_err(dir, format!("no PNG images in range {first}..{end}")));
+        return Err(file_err(
+            dir,
+            format!("no PNG images in range {first}..{end}"),
+        ));
     }
     let mut out: Option<U8Images> = None;
     for p in &files[first..end] {
@@ -96,7 +99,10 @@ pub fn read_png_folder(dir: &Path, first: usize, count: Option<usize>) -> Result
         if (acc.height, acc.width) != (h, w) {
             return Err(EvalError::Shape {
                 what: p.display().to_string(),
-                reason: format!("{w}×{h} differs from the first image's {}×{}", acc.width, acc.height),
+                reason: format!(
+                    "{w}×{h} differs from the first image's {}×{}",
+                    acc.width, acc.height
+                ),
             });
         }
         for ch in 0..3 {
@@ -116,8 +122,12 @@ pub fn read_sample_array(path: &Path, first: usize, count: Option<usize>) -> Res
         .tensor(SAMPLES_TENSOR)
         .map_err(|_| file_err(path, format!("no tensor `{SAMPLES_TENSOR}`")))?;
     let shape = t.shape().to_vec();
-    let [n, c, h, w] = <[usize; 4]>::try_from(shape.as_slice())
-        .map_err(|_| file_err(path, format!("`{SAMPLES_TENSOR}` has shape {shape:?}, expected [N, C, H, W]")))?;
+    let [n, c, h, w] = <[usize; 4]>::try_from(shape.as_slice()).map_err(|_| {
+        file_err(
+            path,
+            format!("`{SAMPLES_TENSOR}` has shape {shape:?}, expected [N, C, H, W]"),
+        )
+    })?;
     let all: Vec<u8> = match t.dtype() {
         safetensors::Dtype::F32 => t
             .data()
@@ -128,11 +138,19 @@ pub fn read_sample_array(path: &Path, first: usize, count: Option<usize>) -> Res
             })
             .collect(),
         safetensors::Dtype::U8 => t.data().to_vec(),
-        other => return Err(file_err(path, format!("unsupported dtype {other:?} (float32 or uint8)"))),
+        other => {
+            return Err(file_err(
+                path,
+                format!("unsupported dtype {other:?} (float32 or uint8)"),
+            ));
+        }
     };
     let end = count.map_or(n, |k| first + k);
     if first >= end || end > n {
-        return Err(file_err(path, format!("images {first}..{end} requested, the file holds {n}")));
+        return Err(file_err(
+            path,
+            format!("images {first}..{end} requested, the file holds {n}"),
+        ));
     }
     let per = c * h * w;
     Ok(U8Images {

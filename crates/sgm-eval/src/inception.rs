@@ -28,7 +28,12 @@ struct ConvBn<B: Backend> {
 impl<B: Backend> ConvBn<B> {
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let opts = ConvOptions::new(self.stride, self.padding, [1, 1], 1);
-        burn::tensor::activation::relu(conv2d(x, self.weight.clone(), Some(self.bias.clone()), opts))
+        burn::tensor::activation::relu(conv2d(
+            x,
+            self.weight.clone(),
+            Some(self.bias.clone()),
+            opts,
+        ))
     }
 }
 
@@ -40,10 +45,13 @@ struct WeightFile {
 
 impl WeightFile {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (s, v) = self.tensors.remove(name).ok_or_else(|| EvalError::Weights {
-            path: self.path.clone(),
-            reason: format!("missing tensor `{name}`"),
-        })?;
+        let (s, v) = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| EvalError::Weights {
+                path: self.path.clone(),
+                reason: format!("missing tensor `{name}`"),
+            })?;
         if s != shape {
             return Err(EvalError::Weights {
                 path: self.path.clone(),
@@ -54,6 +62,8 @@ impl WeightFile {
     }
 
     /// Loads `BasicConv2d` `name` (`in → out`, kernel `k`) and folds its batch norm.
+    /// (The arguments mirror pytorch-fid's `BasicConv2d(in, out, kernel, stride, padding)`.)
+    #[allow(clippy::too_many_arguments)]
     fn conv<B: Backend>(
         &mut self,
         name: &str,
@@ -74,10 +84,15 @@ impl WeightFile {
         let mut bf = Vec::with_capacity(cout);
         for o in 0..cout {
             let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
-            wf.extend(w[o * per..(o + 1) * per].iter().map(|&v| (v as f64 * scale) as f32));
+            wf.extend(
+                w[o * per..(o + 1) * per]
+                    .iter()
+                    .map(|&v| (v as f64 * scale) as f32),
+            );
             bf.push((beta[o] as f64 - mean[o] as f64 * scale) as f32);
         }
-        self.tensors.remove(&format!("{name}.bn.num_batches_tracked"));
+        self.tensors
+            .remove(&format!("{name}.bn.num_batches_tracked"));
         Ok(ConvBn {
             weight: Tensor::from_data(TensorData::new(wf, [cout, cin, k[0], k[1]]), device),
             bias: Tensor::from_data(TensorData::new(bf, [cout]), device),
@@ -182,10 +197,11 @@ impl<B: Backend> InceptionV3<B> {
                 path: path.display().to_string(),
             });
         }
-        let reader = burn_store::pytorch::PytorchReader::new(path).map_err(|e| EvalError::File {
-            path: path.display().to_string(),
-            reason: format!("not a readable PyTorch state dict: {e}"),
-        })?;
+        let reader =
+            burn_store::pytorch::PytorchReader::new(path).map_err(|e| EvalError::File {
+                path: path.display().to_string(),
+                reason: format!("not a readable PyTorch state dict: {e}"),
+            })?;
         let mut tensors = HashMap::new();
         for (name, snap) in reader.into_tensors() {
             let data = snap.to_data().map_err(|e| EvalError::Weights {
@@ -193,10 +209,13 @@ impl<B: Backend> InceptionV3<B> {
                 reason: format!("tensor `{name}`: {e:?}"),
             })?;
             let shape: Vec<usize> = data.shape.iter().copied().collect();
-            let v = data.convert::<f32>().to_vec::<f32>().map_err(|e| EvalError::Weights {
-                path: path.display().to_string(),
-                reason: format!("tensor `{name}`: {e:?}"),
-            })?;
+            let v = data
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .map_err(|e| EvalError::Weights {
+                    path: path.display().to_string(),
+                    reason: format!("tensor `{name}`: {e:?}"),
+                })?;
             tensors.insert(name, (shape, v));
         }
         let mut w = WeightFile {
@@ -216,7 +235,15 @@ impl<B: Backend> InceptionV3<B> {
                 w.conv(&format!("{n}.branch1x1"), cin, 64, [1, 1], 1, [0, 0], d)?,
                 w.conv(&format!("{n}.branch5x5_1"), cin, 48, [1, 1], 1, [0, 0], d)?,
                 w.conv(&format!("{n}.branch5x5_2"), 48, 64, [5, 5], 1, [2, 2], d)?,
-                w.conv(&format!("{n}.branch3x3dbl_1"), cin, 64, [1, 1], 1, [0, 0], d)?,
+                w.conv(
+                    &format!("{n}.branch3x3dbl_1"),
+                    cin,
+                    64,
+                    [1, 1],
+                    1,
+                    [0, 0],
+                    d,
+                )?,
                 w.conv(&format!("{n}.branch3x3dbl_2"), 64, 96, [3, 3], 1, [1, 1], d)?,
                 w.conv(&format!("{n}.branch3x3dbl_3"), 96, 96, [3, 3], 1, [1, 1], d)?,
                 w.conv(&format!("{n}.branch_pool"), cin, pool, [1, 1], 1, [0, 0], d)?,
@@ -230,7 +257,15 @@ impl<B: Backend> InceptionV3<B> {
                 w.conv(&format!("{n}.branch7x7_1"), 768, c7, [1, 1], 1, [0, 0], d)?,
                 w.conv(&format!("{n}.branch7x7_2"), c7, c7, r, 1, pr, d)?,
                 w.conv(&format!("{n}.branch7x7_3"), c7, 192, q, 1, pq, d)?,
-                w.conv(&format!("{n}.branch7x7dbl_1"), 768, c7, [1, 1], 1, [0, 0], d)?,
+                w.conv(
+                    &format!("{n}.branch7x7dbl_1"),
+                    768,
+                    c7,
+                    [1, 1],
+                    1,
+                    [0, 0],
+                    d,
+                )?,
                 w.conv(&format!("{n}.branch7x7dbl_2"), c7, c7, q, 1, pq, d)?,
                 w.conv(&format!("{n}.branch7x7dbl_3"), c7, c7, r, 1, pr, d)?,
                 w.conv(&format!("{n}.branch7x7dbl_4"), c7, c7, q, 1, pq, d)?,
@@ -247,8 +282,24 @@ impl<B: Backend> InceptionV3<B> {
                     w.conv(&format!("{n}.branch3x3_1"), cin, 384, [1, 1], 1, [0, 0], d)?,
                     w.conv(&format!("{n}.branch3x3_2a"), 384, 384, r, 1, pr, d)?,
                     w.conv(&format!("{n}.branch3x3_2b"), 384, 384, q, 1, pq, d)?,
-                    w.conv(&format!("{n}.branch3x3dbl_1"), cin, 448, [1, 1], 1, [0, 0], d)?,
-                    w.conv(&format!("{n}.branch3x3dbl_2"), 448, 384, [3, 3], 1, [1, 1], d)?,
+                    w.conv(
+                        &format!("{n}.branch3x3dbl_1"),
+                        cin,
+                        448,
+                        [1, 1],
+                        1,
+                        [0, 0],
+                        d,
+                    )?,
+                    w.conv(
+                        &format!("{n}.branch3x3dbl_2"),
+                        448,
+                        384,
+                        [3, 3],
+                        1,
+                        [1, 1],
+                        d,
+                    )?,
                     w.conv(&format!("{n}.branch3x3dbl_3a"), 384, 384, r, 1, pr, d)?,
                     w.conv(&format!("{n}.branch3x3dbl_3b"), 384, 384, q, 1, pq, d)?,
                     w.conv(&format!("{n}.branch_pool"), cin, 192, [1, 1], 1, [0, 0], d)?,

@@ -42,7 +42,10 @@ fn parse_npy(bytes: &[u8], what: &str) -> std::result::Result<(Vec<usize>, Vec<f
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| format!("{what}: bad shape `{shape_txt}`")))
+        .map(|s| {
+            s.parse()
+                .map_err(|_| format!("{what}: bad shape `{shape_txt}`"))
+        })
         .collect::<std::result::Result<_, _>>()?;
     let n: usize = shape.iter().product();
     let data = &bytes[start + hlen..];
@@ -57,7 +60,11 @@ fn parse_npy(bytes: &[u8], what: &str) -> std::result::Result<(Vec<usize>, Vec<f
             .take(n)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
             .collect(),
-        other => return Err(format!("{what}: unsupported dtype {other} (float64 or float32)")),
+        other => {
+            return Err(format!(
+                "{what}: unsupported dtype {other} (float64 or float32)"
+            ));
+        }
     };
     if values.len() != n {
         return Err(format!(
@@ -74,7 +81,11 @@ fn npy_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
         [a] => format!("({a},)"),
         _ => format!(
             "({})",
-            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {dims}, }}");

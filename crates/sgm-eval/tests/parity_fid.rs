@@ -26,7 +26,11 @@ fn data_root() -> Option<PathBuf> {
 }
 
 fn net(root: &std::path::Path) -> InceptionV3<TestBackend> {
-    InceptionV3::load(&root.join("inception/pt_inception-2015-12-05.pth"), &device()).unwrap()
+    InceptionV3::load(
+        &root.join("inception/pt_inception-2015-12-05.pth"),
+        &device(),
+    )
+    .unwrap()
 }
 
 #[test]
