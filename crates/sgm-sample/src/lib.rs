@@ -20,6 +20,10 @@
 //!   estimator (divergence by one VJP through Burn autodiff); uniform dequantisation in [`util`].
 //! * [`controllable`]: inpainting and colorization as projections of the PC loop.
 //! * [`guidance`]: class-conditional sampling with a noise-conditional classifier.
+//! * [`sigma`]: fast samplers in σ-space (k-diffusion: Euler, Heun/EDM, DPM-2, LMS,
+//!   DPM-Solver++ (2M, 2S, SDE, 2M/3M SDE), ancestral variants, DPM-Solver fast / adaptive) on
+//!   a denoiser adapted from any VE / VP / sub-VP score function; [`SigmaSampler`] plugs them
+//!   into [`Sampler`].
 //!
 //! Every random draw comes from a `sde_core::NoiseSource` (backend RNG in production, recorded
 //! draws in the parity tests).
@@ -32,6 +36,7 @@ pub mod ode;
 pub mod pc;
 pub mod rk45;
 pub mod sampler;
+pub mod sigma;
 pub mod util;
 
 pub use controllable::{Colorize, Inpaint, pc_colorize, pc_inpaint};
@@ -42,4 +47,8 @@ pub use ode::{OdeConfig, decode, encode, ode_sample, slerp, tempered_prior};
 pub use pc::{Corrector, NoProjection, PcConfig, Predictor, Projection, SampleOutput, pc_sample};
 pub use rk45::{OdeState, Rk45Options, Rk45Solution, solve_rk45};
 pub use sampler::{OdeSampler, PcSampler, Sampler};
+pub use sigma::{
+    Denoiser, GaussianDenoiser, Schedule, ScoreDenoiser, SigmaKind, SigmaMethod, SigmaOutput,
+    SigmaSampler, sample_sigma,
+};
 pub use util::{DataScaler, uniform_dequantize};

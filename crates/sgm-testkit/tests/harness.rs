@@ -1,6 +1,6 @@
 //! The pass rule and the fixtures-root policy of the harness itself.
 
-use sgm_testkit::{Rule, Tolerance, compare};
+use sgm_testkit::{Rule, Tolerance, compare, nfe_allowance};
 
 const TOL: Tolerance = Tolerance {
     rtol: 1e-4,
@@ -50,4 +50,46 @@ fn explicit_fixtures_root_must_exist_and_hold_cases() {
     assert!(r.is_err(), "a missing SGM_FIXTURES root must fail");
     unsafe { std::env::remove_var(sgm_testkit::FIXTURES_ENV) };
     std::fs::remove_dir_all(&empty).ok();
+}
+
+/// README §3 NFE rule: exact for `nfe_atol` 0, else `max(nfe_atol, ⌈0.25·nfe⌉)`.
+#[test]
+fn nfe_allowance_follows_the_quarter_rule() {
+    assert_eq!(nfe_allowance(0, 596), 0);
+    assert_eq!(nfe_allowance(12, 20), 12); // ⌈5⌉ < 12
+    assert_eq!(nfe_allowance(12, 254), 64); // ⌈63.5⌉: 254 → 308 (+54) is allowed
+    assert_eq!(nfe_allowance(12, 296), 74);
+    assert_eq!(nfe_allowance(12, 48), 12);
+    assert_eq!(nfe_allowance(12, 49), 13);
+    assert!(254 + nfe_allowance(12, 254) >= 308);
+}
+
+/// k-diffusion's noise-sampler draws (`fn: noise_sampler`) replay as standard normals.
+#[test]
+fn noise_sampler_draws_replay_as_normals() {
+    let dir = std::env::temp_dir().join(format!("sgm-ns-case-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let case = serde_json::json!({
+        "format_version": 1, "group": "g", "name": "n",
+        "random_draws": [{"index": 0, "fn": "noise_sampler", "shape": [2], "dtype": "float32",
+                          "caller": "x", "tensor": "draw_000"}],
+        "tolerance": {"rtol": 1e-4, "atol": 1e-4, "nfe_atol": 12}
+    });
+    std::fs::write(dir.join("case.json"), case.to_string()).unwrap();
+    let mut bytes = Vec::new();
+    let header = r#"{"draw_000":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    bytes.extend((header.len() as u64).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(0.5f32.to_le_bytes());
+    bytes.extend((-1.5f32).to_le_bytes());
+    std::fs::write(dir.join("tensors.safetensors"), bytes).unwrap();
+    let c = sgm_testkit::Case::load(&dir).unwrap();
+    assert_eq!(c.nfe_slack(100), 25);
+    let mut noise = c.recorded_noise();
+    let dev = sgm_testkit::device();
+    let x =
+        sde_core::NoiseSource::<sgm_testkit::TestBackend>::normal(&mut noise, [2], &dev).unwrap();
+    assert_eq!(sgm_testkit::host(x).1, vec![0.5, -1.5]);
+    assert!(noise.is_exhausted());
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -43,16 +43,25 @@ pub fn case_model<B: Backend>(case: &Case, device: &B::Device) -> Result<CaseMod
             data,
         )));
     }
-    let dir = case.root().join(name);
+    load_net(case, name, device).map(|n| CaseModel::Net(Box::new(n)))
+}
+
+/// The fixture network `nets/<key>` of the case's fixtures root (its `case.json` model config
+/// and `model.safetensors`).
+pub fn load_net<B: Backend>(
+    case: &Case,
+    key: &str,
+    device: &B::Device,
+) -> Result<sgm_nets::ScoreNet<B>, String> {
+    let dir = case.root().join(key);
     let text = std::fs::read_to_string(dir.join("case.json"))
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", dir.display()))?;
     let cfg = sgm_nets::ModelConfig::from_fixture_model(&json["model"])
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let net = sgm_nets::load_safetensors::<B>(&cfg, &dir.join("model.safetensors"), device)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok(CaseModel::Net(Box::new(net)))
+    sgm_nets::load_safetensors::<B>(&cfg, &dir.join("model.safetensors"), device)
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// `inverse_scaler` of a case (`identity` or `(x+1)/2`).
@@ -87,14 +96,9 @@ pub fn shape4(case: &Case) -> [usize; 4] {
         .unwrap_or_else(|_| panic!("{}: `shape` is not 4-D", case.id()))
 }
 
-/// README §3: `nfe_atol` 0 → exact; otherwise `max(nfe_atol, ⌈0.10 · expected⌉)`.
+/// README §3 NFE allowance (the testkit's rule).
 pub fn nfe_slack(case: &Case, expected: i64) -> i64 {
-    let atol = case.json["tolerance"]["nfe_atol"].as_i64().unwrap_or(0);
-    if atol == 0 {
-        0
-    } else {
-        atol.max((expected as f64 * 0.10).ceil() as i64)
-    }
+    case.nfe_slack(expected)
 }
 
 /// The replay queue must be empty at the end (README §4).
