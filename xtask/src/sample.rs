@@ -6,7 +6,9 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use sde_core::{AnySde, BackendNoise, ScoreFn, ScoreFunction, Sde};
-use sgm_sample::{DataScaler, OdeConfig, PcConfig, Rk45Options};
+use sgm_sample::{
+    DataScaler, OdeConfig, PcConfig, Rk45Options, Sampler, SigmaMethod, SigmaSampler,
+};
 
 use crate::backend::{Inner, device};
 use crate::config::{self, ExperimentConfig, SamplingMethod};
@@ -28,7 +30,8 @@ pub struct ModelArgs {
     /// Seed of the backend RNG.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Override the number of discretisation steps N of the SDE (default: the config's).
+    /// Override the number of discretisation steps N of the SDE (default: the config's); fast
+    /// samplers: the number of noise levels (default 18).
     #[arg(long)]
     pub steps: Option<usize>,
     /// Output folder (created if needed).
@@ -39,9 +42,20 @@ pub struct ModelArgs {
 /// Sampler knobs; unset ones come from the config's `[sampling]` section.
 #[derive(clap::Args, Debug, Clone)]
 pub struct SamplerArgs {
-    /// `pc` or `ode`.
+    /// `pc`, `ode`, or a fast sampler: euler | heun | dpm_2 | lms | dpmpp_2m | euler_ancestral |
+    /// dpm_2_ancestral | dpmpp_2s_ancestral | dpmpp_sde | dpmpp_2m_sde | dpmpp_3m_sde |
+    /// dpm_fast | dpm_adaptive (fast samplers: `--steps` = noise levels, default 18).
     #[arg(long)]
     pub method: Option<String>,
+    /// Fast samplers: noise schedule karras | exponential | polyexponential | vp.
+    #[arg(long, default_value = "karras")]
+    pub schedule: String,
+    /// Fast samplers: smallest / largest σ of the schedule (default: the SDE's sampling range).
+    #[arg(long, num_args = 2, value_names = ["SIGMA_MIN", "SIGMA_MAX"])]
+    pub sigma_range: Option<Vec<f64>>,
+    /// Fast samplers: a k-diffusion keyword option, e.g. `--kwarg s_churn=40 --kwarg eta=0.5`.
+    #[arg(long = "kwarg", value_name = "KEY=VALUE")]
+    pub kwargs: Vec<String>,
     /// euler_maruyama | reverse_diffusion | ancestral_sampling | none.
     #[arg(long)]
     pub predictor: Option<String>,
@@ -123,6 +137,35 @@ pub fn pc_config(config: &ExperimentConfig, sde: &AnySde, a: &SamplerArgs) -> Re
     Ok(cfg)
 }
 
+/// A fast σ-space sampler (`--method heun` …) from the command line: schedule over the SDE's
+/// range (or `--sigma-range`), `--steps` noise levels (default 18), `--kwarg` options.
+fn fast_sampler(
+    config: &ExperimentConfig,
+    sde: &AnySde,
+    name: &str,
+    args: &SampleArgs,
+) -> Result<SigmaSampler> {
+    let mut method =
+        SigmaMethod::from_name(name).map_err(|e| anyhow::anyhow!("--method: {e} (or pc | ode)"))?;
+    for kv in &args.sampler.kwargs {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--kwarg `{kv}`: expected KEY=VALUE");
+        };
+        method
+            .set(k.trim(), v)
+            .map_err(|e| anyhow::anyhow!("--kwarg: {e}"))?;
+    }
+    let range = args.sampler.sigma_range.as_ref().map(|r| (r[0], r[1]));
+    Ok(SigmaSampler::new(
+        sde,
+        method,
+        &args.sampler.schedule,
+        args.model.steps.unwrap_or(18),
+        range,
+        scaler_of(config),
+    )?)
+}
+
 /// A score function that ticks a progress bar on every network call.
 pub struct Progress<'a, B: Backend> {
     inner: &'a dyn ScoreFunction<B>,
@@ -195,7 +238,9 @@ fn save_outputs(out: &Path, name: &str, x: Tensor<Inner, 4>) -> Result<()> {
 
 pub fn run_sample(args: SampleArgs) -> Result<()> {
     let config = ExperimentConfig::load(&args.model.config)?;
-    let sde = sde_of(&config, args.model.steps)?;
+    // fast samplers: --steps counts noise levels, the SDE (and discrete labels) keep the config's N
+    let fast = !matches!(args.sampler.method.as_deref(), None | Some("pc" | "ode"));
+    let sde = sde_of(&config, if fast { None } else { args.model.steps })?;
     let dev = device();
     Inner::seed(&dev, args.model.seed);
     let net = load_model::<Inner>(&config, &args.model.checkpoint, args.model.weights, &dev)?;
@@ -204,7 +249,15 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
     let method = match args.sampler.method.as_deref() {
         Some("pc") => SamplingMethod::Pc,
         Some("ode") => SamplingMethod::Ode,
-        Some(other) => bail!("unknown --method `{other}` (pc | ode)"),
+        Some(fast) => {
+            let sampler = fast_sampler(&config, &sde, fast, &args)?;
+            let score = ScoreFn::new(&sde, &net, continuous(&config));
+            let progress = Progress::new(&score, None, fast);
+            let out = sampler.sample(&progress, shape, &mut BackendNoise, &dev)?;
+            progress.finish();
+            println!("NFE: {} network calls", out.nfe);
+            return save_outputs(&args.model.out, "samples", out.sample);
+        }
         None => config.sampling.method,
     };
     let out = match method {

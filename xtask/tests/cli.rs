@@ -221,6 +221,96 @@ fn likelihood_inpaint_and_colorize_run_on_png_inputs() {
     assert!(out.join("colorized.png").is_file());
 }
 
+/// Fast samplers from the command line: `--method heun --steps 3 --schedule karras` (NFE
+/// 2·3 − 1), a VP model through the VP adapter, and bad options as one clear error.
+#[test]
+fn sample_with_fast_samplers() {
+    let tmp = Tmp::new("fast");
+    for (base, args, nfe) in [
+        (
+            "ve/cifar10_ncsnpp_continuous",
+            &["--method", "heun", "--steps", "3", "--schedule", "karras"][..],
+            "NFE: 5 network calls",
+        ),
+        (
+            "vp/cifar10_ddpmpp_continuous",
+            &[
+                "--method",
+                "dpmpp_2m_sde",
+                "--steps",
+                "4",
+                "--schedule",
+                "exponential",
+                "--kwarg",
+                "solver_type=heun",
+            ][..],
+            "NFE: 4 network calls",
+        ),
+    ] {
+        let (config, weights) = tiny(&tmp.0, base);
+        let out = tmp.0.join(base.replace('/', "_"));
+        let mut a = vec![
+            "sample",
+            "--config",
+            config.to_str().unwrap(),
+            "--checkpoint",
+            weights.to_str().unwrap(),
+            "--batch-size",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(args);
+        let o = xtask(&a);
+        ok(&o);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains(nfe),
+            "{base}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        assert!(out.join("samples.safetensors").is_file());
+    }
+    let (config, weights) = tiny(&tmp.0, "ve/cifar10_ncsnpp_continuous");
+    for (bad, needle) in [
+        (
+            &["--method", "heun", "--kwarg", "eta=1"][..],
+            "takes no option `eta`",
+        ),
+        (&["--method", "hune"][..], "unknown sampler `hune`"),
+        (
+            &["--method", "euler", "--schedule", "cosine"][..],
+            "unknown schedule",
+        ),
+        (
+            &["--method", "euler", "--sigma-range", "0.01", "500"][..],
+            "outside the VESDE model's noise range",
+        ),
+    ] {
+        let mut a = vec![
+            "sample",
+            "--config",
+            config.to_str().unwrap(),
+            "--checkpoint",
+            weights.to_str().unwrap(),
+            "--batch-size",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+        ];
+        let out = tmp.0.join("bad");
+        a.push(out.to_str().unwrap());
+        a.extend_from_slice(bad);
+        let o = xtask(&a);
+        assert!(!o.status.success(), "{bad:?} succeeded");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{bad:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn bad_input_is_one_clear_error() {
     let tmp = Tmp::new("errors");

@@ -168,21 +168,10 @@ fn deterministic_samplers_converge_at_their_order() {
 #[test]
 fn score_adapters_give_the_exact_gaussian_denoiser() {
     let dev = Default::default();
-    let s = 0.5f32;
-    let exact = GaussianDenoiser::<B64>::new(
-        Tensor::zeros([2, 4, 4], &dev),
-        Tensor::full([2, 4, 4], s * s, &dev),
-    )
-    .unwrap();
+    let exact = centered_gaussian(&dev);
     let mut noise = SeededNoise::new(5);
     for sde in sdes() {
-        let model = GaussianScoreModel::new(
-            sde.clone(),
-            GaussianData {
-                mean: 0.0,
-                data_std: s,
-            },
-        );
+        let model = gaussian_score_model(&sde);
         let score = ScoreFn::new(&sde, &model, true);
         let den = ScoreDenoiser::new(&sde, &score);
         let (lo, hi) = sigma_range(&sde);
@@ -214,6 +203,28 @@ fn score_adapters_give_the_exact_gaussian_denoiser() {
     }
 }
 
+/// Data std of the SDE-level Gaussian checks.
+const DATA_STD: f32 = 0.5;
+
+/// The exact denoiser of N(0, DATA_STD²).
+fn centered_gaussian(dev: &burn::tensor::Device<B64>) -> GaussianDenoiser<B64> {
+    let v = DATA_STD * DATA_STD;
+    GaussianDenoiser::new(
+        Tensor::zeros([2, 4, 4], dev),
+        Tensor::full([2, 4, 4], v, dev),
+    )
+    .unwrap()
+}
+
+/// The exact score model of N(0, DATA_STD²) under `sde`.
+fn gaussian_score_model(sde: &AnySde) -> GaussianScoreModel<AnySde> {
+    let data = GaussianData {
+        mean: 0.0,
+        data_std: DATA_STD,
+    };
+    GaussianScoreModel::new(sde.clone(), data)
+}
+
 fn sdes() -> Vec<AnySde> {
     vec![
         AnySde::from_reference(SdeKind::Ve, 0.01, 50.0, 0.0, 0.0, 1000).unwrap(),
@@ -228,26 +239,16 @@ fn sdes() -> Vec<AnySde> {
 #[test]
 fn sigma_sampler_reaches_the_exact_ode_solution() {
     let dev = Default::default();
-    let s = 0.5f32;
-    let exact = GaussianDenoiser::<B64>::new(
-        Tensor::zeros([2, 4, 4], &dev),
-        Tensor::full([2, 4, 4], s * s, &dev),
-    )
-    .unwrap();
+    let exact = centered_gaussian(&dev);
     for sde in sdes() {
-        let model = GaussianScoreModel::new(
-            sde.clone(),
-            GaussianData {
-                mean: 0.0,
-                data_std: s,
-            },
-        );
+        let model = gaussian_score_model(&sde);
         let score = ScoreFn::new(&sde, &model, true);
         let sampler = SigmaSampler::new(
             &sde,
             SigmaMethod::from_name("heun").unwrap(),
             "karras",
             64,
+            None,
             DataScaler::Identity,
         )
         .unwrap();

@@ -138,7 +138,7 @@ pub(crate) fn dpm_fast<B: Backend, N: NoiseSource<B>>(
     noise: &mut N,
 ) -> Result<X<B>> {
     let (t_start, t_end) = (t_of(sigma_max), t_of(sigma_min));
-    if !(t_end > t_start) && o.eta != 0.0 {
+    if t_end <= t_start && o.eta != 0.0 {
         return Err(SampleError::InvalidOption {
             name: "eta",
             reason: "eta must be 0 for reverse sampling".into(),
@@ -148,7 +148,7 @@ pub(crate) fn dpm_fast<B: Backend, N: NoiseSource<B>>(
     let ts: Vec<f64> = (0..=m)
         .map(|i| t_start + (t_end - t_start) * i as f64 / m as f64)
         .collect();
-    let orders = if nfe % 3 == 0 {
+    let orders = if nfe.is_multiple_of(3) {
         let mut v = vec![3; m - 2];
         v.extend([2, 1]);
         v

@@ -114,19 +114,6 @@ impl SigmaKind {
             ],
         }
     }
-
-    /// True for the samplers that add fresh noise (with their default options).
-    pub fn is_stochastic(self) -> bool {
-        matches!(
-            self,
-            SigmaKind::EulerAncestral
-                | SigmaKind::Dpm2Ancestral
-                | SigmaKind::Dpmpp2sAncestral
-                | SigmaKind::DpmppSde
-                | SigmaKind::Dpmpp2mSde
-                | SigmaKind::Dpmpp3mSde
-        )
-    }
 }
 
 /// Second-order correction of `dpmpp_2m_sde`.

@@ -141,13 +141,14 @@ pub struct SigmaSampler {
 
 impl SigmaSampler {
     /// `method` on `steps` noise levels of `schedule` (`karras`, `exponential`,
-    /// `polyexponential`, `vp`) over the SDE's sampling range `[σ(eps), σ(T)]` (VP schedules take
-    /// β and eps from a VP / sub-VP SDE).
+    /// `polyexponential`, `vp`) over `range` `(σ_min, σ_max)`, by default the SDE's sampling
+    /// range `[σ(eps), σ(T)]` (VP schedules take β and eps from a VP / sub-VP SDE).
     pub fn new(
         sde: &AnySde,
         method: SigmaMethod,
         schedule: &str,
         steps: usize,
+        range: Option<(f64, f64)>,
         scaler: DataScaler,
     ) -> Result<Self> {
         if steps == 0 {
@@ -156,7 +157,7 @@ impl SigmaSampler {
                 reason: "need at least one step".into(),
             });
         }
-        let (lo, hi) = sigma_range(sde);
+        let (lo, hi) = range.unwrap_or_else(|| sigma_range(sde));
         let vp = match sde {
             AnySde::Vp(v) => Some((v.beta_min(), v.beta_max() - v.beta_min())),
             AnySde::SubVp(v) => Some((v.beta_min(), v.beta_max() - v.beta_min())),
