@@ -311,3 +311,37 @@ fn options_are_checked() {
         );
     }
 }
+
+/// The schedules agree with each other and with the SDEs: `vp` is σ(t) = std/α of score_sde's
+/// VP SDE on `t = linspace(1, eps, n)`, polyexponential with ρ = 1 is exponential, Karras and
+/// exponential start at σ_max and end at σ_min then 0.
+#[test]
+fn schedules_agree_with_the_sdes() {
+    let n = 12;
+    let vp_sde = &sdes()[1];
+    let got = schedule::vp(n, 19.9, 0.1, 1e-3);
+    for (i, s) in got[..n].iter().enumerate() {
+        let t = 1.0 + (1e-3 - 1.0) * i as f64 / (n - 1) as f64;
+        let want = sigma_at(vp_sde, t);
+        assert!(
+            (s / want - 1.0).abs() < 1e-12,
+            "vp[{i}] {s} vs σ({t}) = {want}"
+        );
+    }
+    assert_eq!(got[n], 0.0);
+    let e = schedule::exponential(n, 0.002, 80.0);
+    let p = schedule::polyexponential(n, 0.002, 80.0, 1.0);
+    for (a, b) in e.iter().zip(&p) {
+        assert!((a - b).abs() <= 1e-12 * a.abs(), "{a} vs {b}");
+    }
+    for s in [e, schedule::karras(n, 0.002, 80.0, 7.0)] {
+        assert_eq!(s.len(), n + 1);
+        assert!((s[0] - 80.0).abs() < 1e-9 && (s[n - 1] - 0.002).abs() < 1e-12);
+        assert!(s.windows(2).all(|w| w[0] > w[1]));
+    }
+    // the default range of SigmaSampler is the SDE's sampling interval
+    let (lo, hi) = sigma_range(vp_sde);
+    let eps = vp_sde.default_sampling_eps() as f64; // 1e-3 as f32
+    assert!((hi - 152.1669702839464).abs() < 1e-6, "{hi}");
+    assert!((lo - sigma_at(vp_sde, eps)).abs() < 1e-15, "{lo}");
+}
