@@ -1,5 +1,6 @@
 //! Sampler overhead on the test backend (flex): wall time / (NFE × one model forward at the
-//! same batch), goal ≤ 1.05; and likelihood cost per NFE / one forward + backward.
+//! same batch), goal ≤ 1.05, for PC, ODE and the fast σ-space samplers; and likelihood cost per
+//! NFE / one forward + backward.
 //! Run: `cargo bench -p sgm-sample --bench sampler_overhead`. Uses the first fixture network
 //! config (random weights); skipped without fixtures.
 
@@ -9,7 +10,7 @@ use burn::prelude::*;
 use sde_core::{AnySde, Labels, NoiseSource, ScoreFn, ScoreModel, VpSde};
 use sgm_sample::{
     Corrector, DataScaler, LikelihoodConfig, NoProjection, OdeConfig, PcConfig, Predictor,
-    Rk45Options, likelihood, ode_sample, pc_sample,
+    Rk45Options, Sampler, SigmaMethod, SigmaSampler, likelihood, ode_sample, pc_sample,
 };
 use sgm_testkit::{SeededNoise, TestAutodiff, TestBackend, cases, device};
 
@@ -95,6 +96,25 @@ fn main() {
         let wall = t.elapsed().as_secs_f64();
         println!(
             "ODE (RK45, tol 1e-3, device state {device_state}): nfe {}, wall {:.3} s, overhead {:.3}",
+            out.nfe,
+            wall,
+            wall / (out.nfe as f64 * fwd)
+        );
+    }
+
+    // fast σ-space samplers through the Sampler interface
+    for (name, steps) in [("heun", 18), ("dpmpp_2m", 10)] {
+        let method = SigmaMethod::from_name(name).expect("method");
+        let sampler = SigmaSampler::new(&sde, method, "karras", steps, None, DataScaler::Identity)
+            .expect("sampler");
+        let t = Instant::now();
+        let out = sampler
+            .sample(&score, shape, &mut SeededNoise::new(4), &dev)
+            .expect("fast sampler");
+        let _ = out.sample.into_data();
+        let wall = t.elapsed().as_secs_f64();
+        println!(
+            "{name} ({steps} Karras steps): nfe {}, wall {:.3} s, overhead {:.3}",
             out.nfe,
             wall,
             wall / (out.nfe as f64 * fwd)
