@@ -221,6 +221,23 @@ fn likelihood_inpaint_and_colorize_run_on_png_inputs() {
     assert!(out.join("colorized.png").is_file());
 }
 
+/// `xtask sample` of `config` / `weights` into `out`, batch 2, with `extra` arguments.
+fn sample_into(config: &Path, weights: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "sample",
+        "--config",
+        config.to_str().unwrap(),
+        "--checkpoint",
+        weights.to_str().unwrap(),
+        "--batch-size",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    xtask(&a)
+}
+
 /// Fast samplers from the command line: `--method heun --steps 3 --schedule karras` (NFE
 /// 2·3 − 1), a VP model through the VP adapter, and bad options as one clear error.
 #[test]
@@ -249,25 +266,10 @@ fn sample_with_fast_samplers() {
     ] {
         let (config, weights) = tiny(&tmp.0, base);
         let out = tmp.0.join(base.replace('/', "_"));
-        let mut a = vec![
-            "sample",
-            "--config",
-            config.to_str().unwrap(),
-            "--checkpoint",
-            weights.to_str().unwrap(),
-            "--batch-size",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        a.extend_from_slice(args);
-        let o = xtask(&a);
+        let o = sample_into(&config, &weights, &out, args);
         ok(&o);
-        assert!(
-            String::from_utf8_lossy(&o.stdout).contains(nfe),
-            "{base}: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains(nfe), "{base}: {stdout}");
         assert!(out.join("samples.safetensors").is_file());
     }
     let (config, weights) = tiny(&tmp.0, "ve/cifar10_ncsnpp_continuous");
@@ -286,22 +288,9 @@ fn sample_with_fast_samplers() {
             "outside the VESDE model's noise range",
         ),
     ] {
-        let mut a = vec![
-            "sample",
-            "--config",
-            config.to_str().unwrap(),
-            "--checkpoint",
-            weights.to_str().unwrap(),
-            "--batch-size",
-            "1",
-            "--steps",
-            "2",
-            "--out",
-        ];
-        let out = tmp.0.join("bad");
-        a.push(out.to_str().unwrap());
+        let mut a = vec!["--steps", "2"];
         a.extend_from_slice(bad);
-        let o = xtask(&a);
+        let o = sample_into(&config, &weights, &tmp.0.join("bad"), &a);
         assert!(!o.status.success(), "{bad:?} succeeded");
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(

@@ -80,14 +80,27 @@ fn step_2<B: Backend>(
     c: &mut EpsCache<B>,
 ) -> Result<X<B>> {
     let h = t_next - t;
-    let e = eps(den, &mut c.eps, x, t)?;
-    let s1 = t + r1 * h;
-    let u1 = x.clone() - e.clone().mul_scalar(sigma_of(s1) * (r1 * h).exp_m1());
-    let e_r1 = eps(den, &mut c.eps_r1, &u1, s1)?;
+    let (e, e_r1) = first_stage(den, x, t, h, r1, c)?;
     let sn = sigma_of(t_next);
     Ok(x.clone()
         - e.clone().mul_scalar(sn * h.exp_m1())
         - (e_r1 - e).mul_scalar(sn / (2.0 * r1) * h.exp_m1()))
+}
+
+/// ε at `t` and at the DPM-Solver-1 point `u₁ = x − σ(t + r₁h)(e^{r₁h} − 1)ε` (both cached).
+fn first_stage<B: Backend>(
+    den: &CountedDenoiser<B>,
+    x: &X<B>,
+    t: f64,
+    h: f64,
+    r1: f64,
+    c: &mut EpsCache<B>,
+) -> Result<(X<B>, X<B>)> {
+    let e = eps(den, &mut c.eps, x, t)?;
+    let s1 = t + r1 * h;
+    let u1 = x.clone() - e.clone().mul_scalar(sigma_of(s1) * (r1 * h).exp_m1());
+    let e_r1 = eps(den, &mut c.eps_r1, &u1, s1)?;
+    Ok((e, e_r1))
 }
 
 /// DPM-Solver-3 (Lu et al. 2022, Alg. 5), `r₁ = 1/3`, `r₂ = 2/3`.
@@ -100,10 +113,8 @@ fn step_3<B: Backend>(
 ) -> Result<X<B>> {
     let (r1, r2) = (1.0 / 3.0, 2.0 / 3.0);
     let h = t_next - t;
-    let e = eps(den, &mut c.eps, x, t)?;
-    let (s1, s2) = (t + r1 * h, t + r2 * h);
-    let u1 = x.clone() - e.clone().mul_scalar(sigma_of(s1) * (r1 * h).exp_m1());
-    let e_r1 = eps(den, &mut c.eps_r1, &u1, s1)?;
+    let (e, e_r1) = first_stage(den, x, t, h, r1, c)?;
+    let s2 = t + r2 * h;
     let u2 = x.clone()
         - e.clone().mul_scalar(sigma_of(s2) * (r2 * h).exp_m1())
         - (e_r1 - e.clone())
