@@ -325,34 +325,30 @@ fn sample_reads_set_overrides() {
     let tmp = Tmp::new("set");
     let (config, weights) = tiny(&tmp.0, "ve/ncsnpp-cont");
     let out = tmp.0.join("out");
-    let o = xtask(&[
-        "sample",
-        "--config",
+    let (c, w, out) = (
         config.to_str().unwrap(),
-        "--checkpoint",
         weights.to_str().unwrap(),
-        "--steps",
-        "3",
-        "--set",
-        "sampling.n_steps_each=2",
-        "--batch-size",
-        "1",
-        "--out",
         out.to_str().unwrap(),
-    ]);
+    );
+    let sample = |set: &str| {
+        let args = [
+            "--steps",
+            "3",
+            "--batch-size",
+            "1",
+            "--out",
+            out,
+            "--set",
+            set,
+        ];
+        xtask(&[&["sample", "--config", c, "--checkpoint", w], &args[..]].concat())
+    };
+    let o = sample("sampling.n_steps_each=2");
     ok(&o);
     // N = 3 steps of one predictor and two corrector calls (the config has one).
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("NFE: 9 network calls"), "{text}");
-    let o = xtask(&[
-        "sample",
-        "--config",
-        config.to_str().unwrap(),
-        "--checkpoint",
-        weights.to_str().unwrap(),
-        "--set",
-        "sampling.snr=fast",
-    ]);
+    let o = sample("sampling.snr=fast");
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("snr") && err.contains("fast"), "{err}");

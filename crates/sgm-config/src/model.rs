@@ -56,32 +56,27 @@ impl<'de> Deserialize<'de> for ModelSection {
     }
 }
 
-/// `[model]` of the NCSN / NCSNv2 configs (reference `models/ncsnv2.py`).
+/// `[model]` of the NCSN / NCSNv2 configs (reference `models/ncsnv2.py`). Every key is
+/// required: the official NCSN configs state them all, and sgm builds no NCSN network whose
+/// defaults could fill them in.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NcsnKnobs {
     /// `ncsn`, `ncsnv2_64`, `ncsnv2_128` or `ncsnv2_256`.
     pub name: NcsnName,
-    /// Smallest noise level σ_min (default 0.01).
-    #[serde(default = "d_sigma_min")]
+    /// Smallest noise level σ_min.
     pub sigma_min: f64,
-    /// Largest noise level σ_max (default 50).
-    #[serde(default = "d_sigma_max")]
+    /// Largest noise level σ_max.
     pub sigma_max: f64,
-    /// Number of noise levels N (default 1000).
-    #[serde(default = "d_num_scales")]
+    /// Number of noise levels N.
     pub num_scales: usize,
-    /// VP β_min (unused by VE configs; default 0.1).
-    #[serde(default = "d_beta_min")]
+    /// VP β_min (unused by the VE configs).
     pub beta_min: f64,
-    /// VP β_max (unused by VE configs; default 20).
-    #[serde(default = "d_beta_max")]
+    /// VP β_max (unused by the VE configs).
     pub beta_max: f64,
-    /// Dropout (default 0.1; unused by NCSN).
-    #[serde(default = "d_dropout")]
+    /// Dropout (unused by NCSN).
     pub dropout: f64,
-    /// Noise embedding (default `fourier`; unused by NCSN).
-    #[serde(default = "d_embedding")]
+    /// Noise embedding (unused by NCSN).
     pub embedding_type: EmbeddingType,
     /// Divide the output by σ.
     pub scale_by_sigma: bool,
@@ -126,34 +121,18 @@ impl NcsnName {
     }
 }
 
-fn d_sigma_min() -> f64 {
-    0.01
-}
-fn d_sigma_max() -> f64 {
-    50.0
-}
-fn d_num_scales() -> usize {
-    1000
-}
-fn d_beta_min() -> f64 {
-    0.1
-}
-fn d_beta_max() -> f64 {
-    20.0
-}
-fn d_dropout() -> f64 {
-    0.1
-}
-fn d_embedding() -> EmbeddingType {
-    EmbeddingType::Fourier
-}
-
-macro_rules! either {
-    ($self:ident, $m:ident => $e:expr) => {
-        match $self {
-            ModelSection::Net($m) => $e,
-            ModelSection::Ncsn($m) => $e,
-        }
+/// Accessors of the keys every model section has.
+macro_rules! shared_knobs {
+    ($($(#[$doc:meta])* $key:ident: $ty:ty,)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $key(&self) -> $ty {
+                match self {
+                    ModelSection::Net(m) => m.$key,
+                    ModelSection::Ncsn(m) => m.$key,
+                }
+            }
+        )*
     };
 }
 
@@ -165,38 +144,25 @@ impl ModelSection {
             ModelSection::Ncsn(m) => m.name.name(),
         }
     }
-    /// `model.sigma_min` (VE SDE).
-    pub fn sigma_min(&self) -> f64 {
-        either!(self, m => m.sigma_min)
+    shared_knobs! {
+        /// `model.sigma_min` (VE SDE).
+        sigma_min: f64,
+        /// `model.sigma_max` (VE SDE).
+        sigma_max: f64,
+        /// `model.beta_min` (VP / sub-VP SDE).
+        beta_min: f64,
+        /// `model.beta_max` (VP / sub-VP SDE).
+        beta_max: f64,
+        /// `model.num_scales`: the SDE's N.
+        num_scales: usize,
+        /// `model.ema_rate`: the EMA decay of training.
+        ema_rate: f64,
+        /// `model.dropout`.
+        dropout: f64,
+        /// `model.scale_by_sigma`.
+        scale_by_sigma: bool,
     }
-    /// `model.sigma_max` (VE SDE).
-    pub fn sigma_max(&self) -> f64 {
-        either!(self, m => m.sigma_max)
-    }
-    /// `model.beta_min` (VP / sub-VP SDE).
-    pub fn beta_min(&self) -> f64 {
-        either!(self, m => m.beta_min)
-    }
-    /// `model.beta_max` (VP / sub-VP SDE).
-    pub fn beta_max(&self) -> f64 {
-        either!(self, m => m.beta_max)
-    }
-    /// `model.num_scales`: the SDE's N.
-    pub fn num_scales(&self) -> usize {
-        either!(self, m => m.num_scales)
-    }
-    /// `model.ema_rate`: the EMA decay of training.
-    pub fn ema_rate(&self) -> f64 {
-        either!(self, m => m.ema_rate)
-    }
-    /// `model.dropout`.
-    pub fn dropout(&self) -> f64 {
-        either!(self, m => m.dropout)
-    }
-    /// `model.scale_by_sigma`.
-    pub fn scale_by_sigma(&self) -> bool {
-        either!(self, m => m.scale_by_sigma)
-    }
+
     /// The `sgm-nets` knobs, if the model is one of its networks.
     pub fn knobs(&self) -> Option<&ModelKnobs> {
         match self {
