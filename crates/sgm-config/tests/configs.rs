@@ -404,6 +404,25 @@ fn set_overrides_any_key_validated_like_the_file() {
         "{}",
         c.origin
     );
+    assert!(
+        c.origin.contains("--set sampling.method=ode"),
+        "{}",
+        c.origin
+    );
+    for (arg, value) in [
+        ("a.b=8", toml::Value::Integer(8)),
+        ("a.b=1e-3", toml::Value::Float(1e-3)),
+        ("a.b=true", toml::Value::Boolean(true)),
+        ("a.b=[1, 2]", toml::Value::Array(vec![1.into(), 2.into()])),
+        (
+            "a.b=euler_maruyama",
+            toml::Value::String("euler_maruyama".into()),
+        ),
+        ("a.b=\"x y\"", toml::Value::String("x y".into())),
+    ] {
+        let o: Override = arg.parse().expect(arg);
+        assert_eq!((o.key.as_str(), &o.value), ("a.b", &value), "{arg}");
+    }
     assert!(matches!(c.sampler().expect("ode"), ConfigSampler::Ode(_)));
     // Everything else is the official config.
     let mut back = c.clone();
