@@ -1,0 +1,114 @@
+//! # sgm-fs — atomic file writes
+//!
+//! Every file sgm writes (checkpoints, samples, grids, statistics, reports) goes through
+//! [`write_atomic`]: the content is written to a temporary file in the same directory, flushed
+//! and synced, then renamed over the target (atomic on POSIX file systems) and the directory is
+//! synced. A run killed at any point leaves either the previous file or the complete new one;
+//! at worst a stray `.<name>.tmp-<pid>-<n>` file, never a torn target.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Distinguishes temp files of concurrent writers within one process.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The temporary sibling `path` is written to before the rename.
+fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
+    })?;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = format!(".{}.tmp-{}-{n}", name.to_string_lossy(), std::process::id());
+    Ok(path.with_file_name(tmp))
+}
+
+/// Writes `path` atomically: `write` fills a buffered temp file in the same directory, which
+/// is synced and renamed over `path`. On any error the temp file is removed and `path` is
+/// untouched. Errors name the file.
+pub fn write_atomic<F>(path: &Path, write: F) -> io::Result<()>
+where
+    F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+{
+    let tmp = temp_path(path)?;
+    let result = (|| {
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path);
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// [`write_atomic`] of a byte buffer.
+pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic(path, |w| w.write_all(bytes))
+}
+
+/// Syncs the directory holding `path` so the rename itself survives a crash (best effort:
+/// not every platform can open a directory).
+fn sync_dir(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sgm-fs-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn replaces_content() {
+        let dir = scratch("replace");
+        let p = dir.join("a.bin");
+        write_atomic_bytes(&p, b"old").unwrap();
+        write_atomic_bytes(&p, b"new content").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new content");
+        // No temp file left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn failed_write_keeps_old_file() {
+        let dir = scratch("fail");
+        let p = dir.join("a.bin");
+        write_atomic_bytes(&p, b"old").unwrap();
+        let err = write_atomic(&p, |w| {
+            w.write_all(b"partial")?;
+            Err(io::Error::other("interrupted"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("a.bin"), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn missing_directory_is_an_error_naming_the_file() {
+        let p = std::env::temp_dir().join("sgm-fs-no-such-dir/x/y.bin");
+        let err = write_atomic_bytes(&p, b"x").unwrap_err();
+        assert!(err.to_string().contains("y.bin"), "{err}");
+    }
+}
