@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use sde_core::{BackendNoise, ScoreFn, ScoreFunction};
+use sde_core::{AnySde, BackendNoise, ScoreFn, ScoreFunction};
 use sgm_config::{ConfigSampler, ExperimentConfig, Override};
 use sgm_nets::ScoreNet;
-use sgm_sample::{Rk45Options, Sampler, SigmaMethod, SigmaSampler};
+use sgm_sample::{Rk45Options, SampleOutput, Sampler, SigmaMethod, SigmaSampler};
 
 use crate::backend::{Inner, device};
 use crate::config::SetArgs;
@@ -177,15 +177,23 @@ fn fast_sampler(config: &ExperimentConfig, name: &str, args: &SampleArgs) -> Res
     )?)
 }
 
-/// `sample --method <fast sampler>`.
-fn run_fast_sample(config: &ExperimentConfig, name: &str, args: &SampleArgs) -> Result<()> {
-    let sampler = fast_sampler(config, name, args)?;
+/// The one flow of `sample`: network → score function (with a progress bar of `planned`
+/// calls) → `sampler` → samples.
+fn generate<S: Sampler<Inner>>(
+    config: &ExperimentConfig,
+    args: &SampleArgs,
+    sampler: &S,
+    sde: &AnySde,
+    continuous: bool,
+    planned: Option<u64>,
+    what: &str,
+) -> Result<SampleOutput<Inner>> {
     let dev = device();
     Inner::seed(&dev, args.model.seed);
     let net = args.model.network::<Inner>(config, &dev)?;
     let [c, h, w] = config.image_shape();
-    let score = ScoreFn::new(&sampler.sde, &net, config.training.continuous);
-    let progress = Progress::new(&score, None, name);
+    let score = ScoreFn::new(sde, &net, continuous);
+    let progress = Progress::new(&score, planned, what);
     let out = sampler.sample(
         &progress,
         [args.batch_size, c, h, w],
@@ -193,6 +201,14 @@ fn run_fast_sample(config: &ExperimentConfig, name: &str, args: &SampleArgs) -> 
         &dev,
     )?;
     progress.finish();
+    Ok(out)
+}
+
+/// `sample --method <fast sampler>`.
+fn run_fast_sample(config: &ExperimentConfig, name: &str, args: &SampleArgs) -> Result<()> {
+    let sampler = fast_sampler(config, name, args)?;
+    let continuous = config.training.continuous;
+    let out = generate(config, args, &sampler, &sampler.sde, continuous, None, name)?;
     println!("NFE: {} network calls", out.nfe);
     save_outputs(&args.model.out, "samples", out.sample)
 }
@@ -264,23 +280,20 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
             ..Rk45Options::default()
         };
     }
-    let dev = device();
-    Inner::seed(&dev, args.model.seed);
-    let net = args.model.network::<Inner>(&config, &dev)?;
-    let [c, h, w] = config.image_shape();
-    let score = ScoreFn::new(sampler.sde(), &net, sampler.continuous_score());
     let what = match sampler {
         ConfigSampler::Pc { .. } => "PC sampling",
         ConfigSampler::Ode(_) => "ODE sampling",
     };
-    let progress = Progress::new(&score, sampler.planned_calls(), what);
-    let out = sampler.sample(
-        &progress,
-        [args.batch_size, c, h, w],
-        &mut BackendNoise,
-        &dev,
+    let (sde, continuous) = (sampler.sde(), sampler.continuous_score());
+    let out = generate(
+        &config,
+        &args,
+        &sampler,
+        sde,
+        continuous,
+        sampler.planned_calls(),
+        what,
     )?;
-    progress.finish();
     println!(
         "NFE: {} network calls (the reference reports {})",
         out.nfe, out.reference_nfe
