@@ -1,0 +1,148 @@
+//! CIFAR-10 in the official binary format (`cifar-10-batches-bin`): files of 10 000 records of
+//! 3073 bytes (label byte 0..9, then 1024 R, 1024 G, 1024 B bytes, row-major 32×32).
+//! `data_batch_1.bin` … `data_batch_5.bin` are the training split, `test_batch.bin` the test split.
+//! A missing, short or corrupt file is one error naming it.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::InMemoryImages;
+use crate::error::{Result, TrainError};
+
+/// Bytes of one record.
+pub const RECORD: usize = 1 + 3 * 32 * 32;
+/// Records per official batch file.
+pub const RECORDS_PER_FILE: usize = 10_000;
+/// md5 of the official `cifar-10-binary.tar.gz`.
+pub const BINARY_ARCHIVE_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
+/// Name of the official binary archive.
+pub const BINARY_ARCHIVE: &str = "cifar-10-binary.tar.gz";
+
+/// Which split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cifar10Split {
+    /// The five training batches (50 000 images).
+    Train,
+    /// The test batch (10 000 images).
+    Test,
+}
+
+impl Cifar10Split {
+    /// File names of the split.
+    pub fn files(self) -> Vec<String> {
+        match self {
+            Cifar10Split::Train => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
+            Cifar10Split::Test => vec!["test_batch.bin".into()],
+        }
+    }
+}
+
+/// CIFAR-10 loader.
+pub struct Cifar10;
+
+fn data_err(path: &Path, msg: impl std::fmt::Display) -> TrainError {
+    TrainError::Data {
+        path: path.to_path_buf(),
+        msg: msg.to_string(),
+    }
+}
+
+impl Cifar10 {
+    /// Loads a split from `dir` (the `cifar-10-batches-bin` folder). A missing file is an error
+    /// saying which file to put where.
+    pub fn load(dir: &Path, split: Cifar10Split) -> Result<InMemoryImages> {
+        let files: Vec<PathBuf> = split.files().iter().map(|f| dir.join(f)).collect();
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            return Err(data_err(
+                missing,
+                format!(
+                    "missing: put the CIFAR-10 binary batches ({}) in {} — unpack the official \
+                     {BINARY_ARCHIVE} (md5 {BINARY_ARCHIVE_MD5}) and use its cifar-10-batches-bin folder",
+                    split.files().join(", "),
+                    dir.display()
+                ),
+            ));
+        }
+        Self::load_files(&files)
+    }
+
+    /// Loads the given binary batch files, in order.
+    pub fn load_files(files: &[PathBuf]) -> Result<InMemoryImages> {
+        let mut pixels = Vec::new();
+        let mut labels = Vec::new();
+        for f in files {
+            let bytes = std::fs::read(f).map_err(|e| data_err(f, e))?;
+            Self::parse_into(f, &bytes, &mut pixels, &mut labels)?;
+        }
+        Ok(InMemoryImages {
+            shape: [3, 32, 32],
+            pixels,
+            labels,
+        })
+    }
+
+    /// Parses one binary batch file's bytes.
+    pub fn parse_into(
+        path: &Path,
+        bytes: &[u8],
+        pixels: &mut Vec<u8>,
+        labels: &mut Vec<u8>,
+    ) -> Result<()> {
+        if bytes.is_empty() || bytes.len() % RECORD != 0 {
+            return Err(data_err(
+                path,
+                format!(
+                    "{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records (truncated or not a CIFAR-10 binary batch; expected {} bytes)",
+                    bytes.len(),
+                    RECORD * RECORDS_PER_FILE
+                ),
+            ));
+        }
+        for (r, rec) in bytes.chunks_exact(RECORD).enumerate() {
+            if rec[0] > 9 {
+                return Err(data_err(
+                    path,
+                    format!(
+                        "record {r}: label byte {} is not a class 0..9 (corrupt or mislabelled file)",
+                        rec[0]
+                    ),
+                ));
+            }
+            labels.push(rec[0]);
+            pixels.extend_from_slice(&rec[1..]);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_records_and_rejects_bad_files() {
+        let mut rec = vec![3u8];
+        rec.extend((0..3072).map(|i| (i % 251) as u8));
+        let mut two = rec.clone();
+        two.extend(&rec);
+        let (mut p, mut l) = (Vec::new(), Vec::new());
+        Cifar10::parse_into(Path::new("x.bin"), &two, &mut p, &mut l).unwrap();
+        assert_eq!((p.len(), l.clone()), (2 * 3072, vec![3, 3]));
+        let e = Cifar10::parse_into(Path::new("short.bin"), &two[..5000], &mut p, &mut l)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("short.bin") && e.contains("truncated"), "{e}");
+        two[RECORD] = 17;
+        let e = Cifar10::parse_into(Path::new("bad.bin"), &two, &mut p, &mut l)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.bin") && e.contains("record 1"), "{e}");
+        let e = Cifar10::load(Path::new("/nonexistent-dir"), Cifar10Split::Train)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("data_batch_1.bin") && e.contains(BINARY_ARCHIVE),
+            "{e}"
+        );
+    }
+}
