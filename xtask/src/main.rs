@@ -5,8 +5,10 @@ mod config;
 mod fid;
 mod images;
 mod likelihood;
+mod logging;
 mod model;
 mod sample;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,8 @@ enum Command {
         /// Official name (e.g. `ve/cifar10_ncsnpp_deep_continuous`) or path to a .toml file.
         name: Option<String>,
     },
+    /// Train a score model as the reference's `run_lib.train` (resumes from the run directory).
+    Train(train::TrainArgs),
     /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
     Sample(sample::SampleArgs),
     /// Bits/dim of images (PNG folder or CIFAR-10 batch) under the probability-flow ODE.
@@ -57,6 +61,7 @@ fn main() {
             Ok(())
         }
         Command::Config { name } => config::config_command(name.as_deref()),
+        Command::Train(args) => train::run_train(args),
         Command::Sample(args) => sample::run_sample(args),
         Command::Likelihood(args) => likelihood::run_likelihood(args),
         Command::Fid(args) => fid::run_fid(args),

@@ -11,7 +11,8 @@ use crate::config::ExperimentConfig;
 /// Which weights of an official training checkpoint to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Weights {
-    /// The EMA weights (what the reference evaluates and samples with).
+    /// The EMA weights (what the reference evaluates and samples with); for an sgm training
+    /// checkpoint, its `ema/*` tensors.
     Ema,
     /// The raw training weights.
     Model,
@@ -31,8 +32,9 @@ pub fn model_config(config: &ExperimentConfig) -> Result<ModelConfig> {
     Ok(cfg)
 }
 
-/// Loads a score network from an official `.pth` training checkpoint (model or EMA weights) or
-/// a flat safetensors state dict with the reference's key names (sgm's own format too).
+/// Loads a score network from an official `.pth` training checkpoint (model or EMA weights),
+/// an sgm training checkpoint (`cargo xtask train`'s `.safetensors`, model or EMA weights), or
+/// a flat safetensors state dict with the reference's key names.
 pub fn load_model<B: Backend>(
     config: &ExperimentConfig,
     checkpoint: &Path,
@@ -50,13 +52,17 @@ pub fn load_model<B: Backend>(
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or_default();
+    let which = match weights {
+        Weights::Ema => CheckpointWeights::Ema,
+        Weights::Model => CheckpointWeights::Model,
+    };
     let net = match ext {
-        "pth" | "pt" => {
-            let which = match weights {
-                Weights::Ema => CheckpointWeights::Ema,
-                Weights::Model => CheckpointWeights::Model,
-            };
-            sgm_nets::load_checkpoint::<B>(&cfg, checkpoint, which, device)
+        "pth" | "pt" => sgm_nets::load_checkpoint::<B>(&cfg, checkpoint, which, device),
+        // sgm's training checkpoint (model + EMA + optimizer state in one safetensors file)
+        "safetensors" if sgm_train::checkpoint::is_train_checkpoint(checkpoint) => {
+            return sgm_train::checkpoint::Checkpoint::read(checkpoint)
+                .and_then(|ck| ck.weights::<B>(&cfg, which, device))
+                .with_context(|| format!("cannot load checkpoint {}", checkpoint.display()));
         }
         "safetensors" => sgm_nets::load_safetensors::<B>(&cfg, checkpoint, device),
         _ => bail!(

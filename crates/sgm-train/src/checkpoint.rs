@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use safetensors::tensor::TensorView;
@@ -156,6 +157,26 @@ pub fn save<B: AutodiffBackend>(
     ]);
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| ck_err(path, e))?;
     sgm_fs::write_atomic_bytes(path, &bytes).map_err(|e| ck_err(path, e))
+}
+
+/// Re-creates every parameter from its values in row-major memory order. The reference-layout
+/// loader leaves `nn.Linear` weights as transposed views; a kernel then sums in a different
+/// order than on the contiguous weights of an uninterrupted run, and a resumed run would drift
+/// by float32 round-off. After this, resuming is bit-identical.
+struct Contiguous;
+
+impl<B: Backend> ModuleMapper<B> for Contiguous {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        p.map(|t| {
+            let require_grad = t.is_require_grad();
+            let fresh = Tensor::<B, D>::from_data(t.to_data(), &t.device());
+            if require_grad {
+                fresh.require_grad()
+            } else {
+                fresh
+            }
+        })
+    }
 }
 
 /// A checkpoint read from disk (host tensors + metadata).
@@ -298,7 +319,7 @@ impl Checkpoint {
             }
             sd.tensors.extend(ema.tensors);
         }
-        Ok(apply_state_dict(ScoreNet::new(cfg, device)?, &sd)?)
+        Ok(apply_state_dict(ScoreNet::new(cfg, device)?, &sd)?.map(&mut Contiguous))
     }
 
     /// The full training state for resuming under `cfg`'s network (`optim` = the run's Adam
