@@ -32,6 +32,15 @@ enum Command {
         /// Official name (e.g. `ve/cifar10_ncsnpp_deep_continuous`) or path to a .toml file.
         name: Option<String>,
     },
+    /// Prepare a data set: `data cifar10 --dir D` checks / unpacks the official binary archive
+    /// in D (offline it says which file to put where).
+    Data {
+        /// Data set name (`cifar10`).
+        name: String,
+        /// Folder holding (or to hold) the data.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
     /// Train a score model as the reference's `run_lib.train` (resumes from the run directory).
     Train(train::TrainArgs),
     /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
@@ -61,6 +70,7 @@ fn main() {
             Ok(())
         }
         Command::Config { name } => config::config_command(name.as_deref()),
+        Command::Data { name, dir } => train::run_data(&name, &dir),
         Command::Train(args) => train::run_train(args),
         Command::Sample(args) => sample::run_sample(args),
         Command::Likelihood(args) => likelihood::run_likelihood(args),

@@ -247,3 +247,19 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// `cargo xtask data <name> --dir D`.
+pub fn run_data(name: &str, dir: &Path) -> Result<()> {
+    match name {
+        "cifar10" => {
+            let bin = sgm_train::data::prepare_cifar10(dir)?;
+            println!(
+                "CIFAR-10 ready: {} (train: --data {})",
+                bin.display(),
+                bin.display()
+            );
+            Ok(())
+        }
+        other => bail!("unknown data set `{other}` (known: cifar10)"),
+    }
+}

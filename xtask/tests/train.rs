@@ -278,3 +278,36 @@ fn bad_inputs_are_one_clear_error_each() {
     let ck = Checkpoint::read(&meta).expect("the last good checkpoint is readable");
     assert!(ck.meta.step >= 1);
 }
+
+#[test]
+fn snapshots_write_ema_samples_and_data_prepare_explains_what_is_missing() {
+    let tmp = Tmp::new("snap");
+    let config = tiny_config(&tmp.0, "tiny", 8);
+    let data = tmp.0.join("data.bin");
+    cifar_file(&data, 8);
+    let w = tmp.0.join("w");
+    let mut args = train_args(
+        config.to_str().unwrap(),
+        w.to_str().unwrap(),
+        data.to_str().unwrap(),
+    );
+    args.extend([
+        "--set",
+        "training.n_iters=1",
+        "--set",
+        "training.snapshot_freq=1",
+        "--set",
+        "training.snapshot_sampling=true",
+        "--set",
+        "model.num_scales=5",
+    ]);
+    ok(&xtask(&args));
+    assert!(w.join("samples/iter_1/sample.png").is_file());
+    assert!(w.join("checkpoints/checkpoint_1.safetensors").is_file());
+
+    let out = xtask(&["data", "cifar10", "--dir", tmp.0.to_str().unwrap()]);
+    fails_with(
+        &out,
+        &["cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530"],
+    );
+}

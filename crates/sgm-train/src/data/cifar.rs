@@ -36,6 +36,11 @@ impl Cifar10Split {
     }
 }
 
+/// Folder of the binary batches inside the archive.
+pub const BATCHES_DIR: &str = "cifar-10-batches-bin";
+/// Where the official archives are published.
+pub const CIFAR_PAGE: &str = "https://www.cs.toronto.edu/~kriz/cifar.html";
+
 /// CIFAR-10 loader.
 pub struct Cifar10;
 
@@ -114,9 +119,148 @@ impl Cifar10 {
     }
 }
 
+/// Makes `dir/cifar-10-batches-bin` ready: already unpacked (checked), or unpacked from the
+/// official `dir/cifar-10-binary.tar.gz` after its md5 is checked. Without either, the error
+/// says which file to put where. Returns the batches folder.
+pub fn prepare(dir: &Path) -> Result<PathBuf> {
+    prepare_with_md5(dir, BINARY_ARCHIVE_MD5)
+}
+
+fn prepare_with_md5(dir: &Path, md5_hex: &str) -> Result<PathBuf> {
+    let bin = dir.join(BATCHES_DIR);
+    let complete = |d: &Path| {
+        Cifar10Split::Train
+            .files()
+            .iter()
+            .chain(&Cifar10Split::Test.files())
+            .all(|f| d.join(f).is_file())
+    };
+    if !complete(&bin) {
+        let archive = dir.join(BINARY_ARCHIVE);
+        if !archive.is_file() {
+            return Err(data_err(
+                &archive,
+                format!(
+                    "missing: download the CIFAR-10 binary version `{BINARY_ARCHIVE}` (md5 {md5_hex}) from {CIFAR_PAGE}, put it at this path, and rerun (or unpack it yourself into {})",
+                    bin.display()
+                ),
+            ));
+        }
+        let bytes = std::fs::read(&archive).map_err(|e| data_err(&archive, e))?;
+        let got = format!("{:x}", md5::compute(&bytes));
+        if got != md5_hex {
+            return Err(data_err(
+                &archive,
+                format!(
+                    "md5 {got} does not match the official {md5_hex} (corrupt or incomplete download)"
+                ),
+            ));
+        }
+        std::fs::create_dir_all(&bin).map_err(|e| data_err(&bin, e))?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let entries = tar.entries().map_err(|e| data_err(&archive, e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| data_err(&archive, e))?;
+            let path = entry
+                .path()
+                .map_err(|e| data_err(&archive, e))?
+                .into_owned();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(String::from) else {
+                continue;
+            };
+            // Only the regular files of the batches folder; nothing outside it is written.
+            if path
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                != Some(BATCHES_DIR)
+                || !entry.header().entry_type().is_file()
+            {
+                continue;
+            }
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut content)
+                .map_err(|e| data_err(&archive, e))?;
+            let out = bin.join(&name);
+            sgm_fs::write_atomic_bytes(&out, &content).map_err(|e| data_err(&out, e))?;
+        }
+        if !complete(&bin) {
+            return Err(data_err(
+                &archive,
+                format!("does not contain the {BATCHES_DIR} batch files"),
+            ));
+        }
+    }
+    for split in [Cifar10Split::Train, Cifar10Split::Test] {
+        let n = Cifar10::load(&bin, split)?.labels.len();
+        let want = split.files().len() * RECORDS_PER_FILE;
+        if n != want {
+            return Err(data_err(
+                &bin,
+                format!("{split:?} split has {n} images, expected {want}"),
+            ));
+        }
+    }
+    Ok(bin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fake_archive(dir: &Path) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        {
+            let mut tar = tar::Builder::new(&mut gz);
+            let mut record = vec![1u8];
+            record.extend(std::iter::repeat_n(9u8, 3072));
+            let file: Vec<u8> = record.repeat(RECORDS_PER_FILE);
+            for f in Cifar10Split::Train
+                .files()
+                .iter()
+                .chain(&Cifar10Split::Test.files())
+            {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(file.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                tar.append_data(&mut h, format!("{BATCHES_DIR}/{f}"), &file[..])
+                    .unwrap();
+            }
+            tar.finish().unwrap();
+        }
+        let bytes = gz.finish().unwrap();
+        std::fs::write(dir.join(BINARY_ARCHIVE), &bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn prepare_checks_md5_unpacks_and_says_what_is_missing() {
+        let dir = std::env::temp_dir().join(format!("sgm-train-prepare-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = prepare(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains(BINARY_ARCHIVE) && e.contains(BINARY_ARCHIVE_MD5) && e.contains(CIFAR_PAGE),
+            "{e}"
+        );
+        let bytes = fake_archive(&dir);
+        let e = prepare(&dir).unwrap_err().to_string();
+        assert!(e.contains("does not match the official"), "{e}");
+        let md5_hex = format!("{:x}", md5::compute(&bytes));
+        let bin = prepare_with_md5(&dir, &md5_hex).unwrap();
+        assert_eq!(
+            Cifar10::load(&bin, Cifar10Split::Train)
+                .unwrap()
+                .labels
+                .len(),
+            50_000
+        );
+        // Already unpacked: no archive needed.
+        std::fs::remove_file(dir.join(BINARY_ARCHIVE)).unwrap();
+        assert_eq!(prepare(&dir).unwrap(), bin);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn parses_records_and_rejects_bad_files() {

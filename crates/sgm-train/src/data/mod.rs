@@ -13,7 +13,7 @@ pub mod cifar;
 pub mod folder;
 pub mod stream;
 
-pub use cifar::{Cifar10, Cifar10Split};
+pub use cifar::{Cifar10, Cifar10Split, prepare as prepare_cifar10};
 pub use folder::ImageFolder;
 pub use stream::{BatchHost, DataPosition, DataStream, Prefetcher, Transforms};
 
