@@ -8,36 +8,8 @@ use std::time::{Duration, Instant};
 
 use sgm_train::checkpoint::Checkpoint;
 
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("sgm-train-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("xtask runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "xtask failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
+use common::{Tmp, ok, xtask};
 
 fn fails_with(out: &Output, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -143,7 +115,7 @@ fn assert_same_checkpoint(a: &Path, b: &Path) {
 
 #[test]
 fn resume_after_sigkill_is_bitwise_identical() {
-    let tmp = Tmp::new("resume");
+    let tmp = Tmp::new("train-resume");
     let config = tiny_config(&tmp.0, "tiny", 8);
     let data = tmp.0.join("data.bin");
     cifar_file(&data, 24);
@@ -224,7 +196,7 @@ fn resume_after_sigkill_is_bitwise_identical() {
 
 #[test]
 fn bad_inputs_are_one_clear_error_each() {
-    let tmp = Tmp::new("errors");
+    let tmp = Tmp::new("train-errors");
     let config = tiny_config(&tmp.0, "tiny", 8);
     let c = config.to_str().unwrap();
     let data = tmp.0.join("data.bin");
@@ -281,7 +253,7 @@ fn bad_inputs_are_one_clear_error_each() {
 
 #[test]
 fn snapshots_write_ema_samples_and_data_prepare_explains_what_is_missing() {
-    let tmp = Tmp::new("snap");
+    let tmp = Tmp::new("train-snap");
     let config = tiny_config(&tmp.0, "tiny", 8);
     let data = tmp.0.join("data.bin");
     cifar_file(&data, 8);

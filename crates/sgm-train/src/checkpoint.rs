@@ -20,8 +20,8 @@ use std::path::Path;
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use sgm_nets::weights::{
     HostData, HostTensor, StateDict, apply_state_dict, param_entries, state_dict,
@@ -189,24 +189,37 @@ pub struct Checkpoint {
     tensors: HashMap<String, HostTensor>,
 }
 
-/// True when `path` is a safetensors file in this format (cheap: reads the header only).
+/// The `__metadata__` of a safetensors file, read from its header only.
+fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| ck_err(path, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|e| ck_err(path, format!("not a safetensors file: {e}")))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100 << 20 {
+        return Err(ck_err(
+            path,
+            "not a safetensors file: header length out of range",
+        ));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header)
+        .map_err(|e| ck_err(path, format!("truncated safetensors header: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| ck_err(path, format!("not a safetensors header: {e}")))?;
+    Ok(serde_json::from_value(json["__metadata__"].clone()).unwrap_or_default())
+}
+
+/// True when `path` is a safetensors file in this format (reads the header only).
 pub fn is_train_checkpoint(path: &Path) -> bool {
-    let Ok(bytes) = std::fs::read(path) else {
-        return false;
-    };
-    matches!(
-        SafeTensors::read_metadata(&bytes),
-        Ok((_, m)) if m.metadata().as_ref().and_then(|m| m.get("format")).map(String::as_str) == Some(FORMAT)
-    )
+    read_metadata(path).is_ok_and(|m| m.get("format").map(String::as_str) == Some(FORMAT))
 }
 
 impl Checkpoint {
     /// Reads and checks a checkpoint file.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| ck_err(path, e))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| ck_err(path, format!("not a safetensors file: {e}")))?;
-        let md = header.metadata().clone().unwrap_or_default();
+        let md = read_metadata(path)?;
         match md.get("format") {
             Some(f) if f == FORMAT => {}
             Some(f) => return Err(ck_err(path, format!("format `{f}`, expected `{FORMAT}`"))),
@@ -222,31 +235,7 @@ impl Checkpoint {
             .ok_or_else(|| ck_err(path, "no `state` metadata"))?;
         let meta: CheckpointMeta = serde_json::from_str(state)
             .map_err(|e| ck_err(path, format!("`state` metadata: {e}")))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| ck_err(path, e))?;
-        let mut tensors = HashMap::new();
-        for (name, view) in st.tensors() {
-            let raw = view.data();
-            let data = match view.dtype() {
-                Dtype::F32 => HostData::F32(
-                    raw.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                ),
-                Dtype::F64 => HostData::F64(
-                    raw.chunks_exact(8)
-                        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                        .collect(),
-                ),
-                other => return Err(ck_err(path, format!("tensor `{name}`: dtype {other:?}"))),
-            };
-            tensors.insert(
-                name.to_string(),
-                HostTensor {
-                    shape: view.shape().to_vec(),
-                    data,
-                },
-            );
-        }
+        let tensors = sgm_nets::weights::read_safetensors(path)?.tensors;
         Ok(Self {
             path: path.to_path_buf(),
             meta,

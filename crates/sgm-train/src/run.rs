@@ -106,13 +106,17 @@ pub struct RunData {
     pub eval: Arc<dyn ImageSource>,
 }
 
+/// Called after every step with its metrics (progress bars).
+pub type StepHook<'a> = Box<dyn FnMut(&Metrics) + 'a>;
+/// Draws EMA samples of the given network into the given directory.
+pub type SampleHook<'a, IB> = Box<dyn FnMut(&ScoreNet<IB>, &Path) -> Result<()> + 'a>;
+
 /// Things the caller plugs into the loop.
 pub struct RunHooks<'a, IB: Backend> {
     /// Called after every step with the metrics of that step (progress bars).
-    pub on_step: Option<Box<dyn FnMut(&Metrics) + 'a>>,
-    /// Draws EMA samples into the given directory at snapshots (when `snapshot_sampling`).
-    #[allow(clippy::type_complexity)]
-    pub sample: Option<Box<dyn FnMut(&ScoreNet<IB>, &Path) -> Result<()> + 'a>>,
+    pub on_step: Option<StepHook<'a>>,
+    /// Draws EMA samples into `samples/iter_N/` at snapshots (when `snapshot_sampling`).
+    pub sample: Option<SampleHook<'a, IB>>,
 }
 
 impl<IB: Backend> Default for RunHooks<'_, IB> {

@@ -92,7 +92,7 @@ impl Cifar10 {
         pixels: &mut Vec<u8>,
         labels: &mut Vec<u8>,
     ) -> Result<()> {
-        if bytes.is_empty() || bytes.len() % RECORD != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
             return Err(data_err(
                 path,
                 format!(
