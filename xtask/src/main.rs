@@ -29,8 +29,11 @@ enum Command {
     Info,
     /// List the official configs, or validate one (name or .toml path) and print it resolved.
     Config {
-        /// Official name (e.g. `ve/cifar10_ncsnpp_deep_continuous`) or path to a .toml file.
+        /// Official or short name (e.g. `ve/cifar10_ncsnpp_deep_continuous`, `ncsnpp-deep-cont`)
+        /// or path to a .toml file.
         name: Option<String>,
+        #[command(flatten)]
+        set: config::SetArgs,
     },
     /// Prepare a data set: `data cifar10 --dir D` checks / unpacks the official binary archive
     /// in D (offline it says which file to put where).
@@ -69,7 +72,7 @@ fn main() {
             println!("device: {:?}", backend::device());
             Ok(())
         }
-        Command::Config { name } => config::config_command(name.as_deref()),
+        Command::Config { name, set } => config::config_command(name.as_deref(), &set),
         Command::Data { name, dir } => train::run_data(&name, &dir),
         Command::Train(args) => train::run_train(args),
         Command::Sample(args) => sample::run_sample(args),

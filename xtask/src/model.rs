@@ -4,9 +4,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use sgm_nets::{CheckpointWeights, ModelConfig, ScoreNet};
-
-use crate::config::ExperimentConfig;
+use sgm_config::ExperimentConfig;
+use sgm_nets::{CheckpointWeights, ScoreNet};
 
 /// Which weights of an official training checkpoint to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -18,20 +17,6 @@ pub enum Weights {
     Model,
 }
 
-/// The network config (`[model]` + the network keys of `[data]`) of an experiment config.
-pub fn model_config(config: &ExperimentConfig) -> Result<ModelConfig> {
-    let table = toml::Value::Table(config.network_table());
-    let cfg: ModelConfig = table.try_into().with_context(|| {
-        format!(
-            "{}: the [model] section does not describe an ncsnpp / ddpm network",
-            config.source
-        )
-    })?;
-    cfg.validate()
-        .with_context(|| format!("{}: invalid [model] section", config.source))?;
-    Ok(cfg)
-}
-
 /// Loads a score network from an official `.pth` training checkpoint (model or EMA weights),
 /// an sgm training checkpoint (`cargo xtask train`'s `.safetensors`, model or EMA weights), or
 /// a flat safetensors state dict with the reference's key names.
@@ -41,7 +26,7 @@ pub fn load_model<B: Backend>(
     weights: Weights,
     device: &B::Device,
 ) -> Result<ScoreNet<B>> {
-    let mut cfg = model_config(config)?;
+    let mut cfg = config.model_config()?;
     // Every command evaluates the network (the reference's `model.eval()`): no dropout, also on
     // autodiff backends where Burn would otherwise apply it.
     cfg.model.dropout = 0.0;

@@ -7,18 +7,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use sde_core::{BackendNoise, ScoreFn};
+use sgm_config::ExperimentConfig;
+use sgm_sample::Sampler;
 use sgm_train::data::{Cifar10, Cifar10Split, ImageFolder, ImageSource};
-use sgm_train::{DataTransforms, OptimConfig, RunData, RunHooks, TrainConfig, TrainingSection};
+use sgm_train::{RunData, RunHooks, TrainConfig};
 
 use crate::backend::{Inner, Train, device};
-use crate::config::ExperimentConfig;
-use crate::model::model_config;
-use crate::sample::{SamplerArgs, pc_config, sde_of};
+use crate::config::SetArgs;
 
 /// `cargo xtask train`.
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Official config name (e.g. `ve/cifar10_ncsnpp_deep_continuous`) or a .toml path.
+    /// Official or short config name (e.g. `ncsnpp-deep-cont`) or a .toml path.
     pub config: String,
     /// Run directory (checkpoints/, checkpoints-meta/, samples/, metrics.jsonl, train.log).
     #[arg(long)]
@@ -38,87 +38,8 @@ pub struct TrainArgs {
     /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Override a config key, e.g. `--set training.n_iters=1000` (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub sets: Vec<String>,
-}
-
-/// Applies `key=value` overrides (value parsed as TOML, else a string); unknown keys are errors.
-pub fn apply_sets(config: &ExperimentConfig, sets: &[String]) -> Result<ExperimentConfig> {
-    if sets.is_empty() {
-        return Ok(config.clone());
-    }
-    let mut root = toml::Value::try_from(config).context("config to TOML")?;
-    for s in sets {
-        let Some((key, raw)) = s.split_once('=') else {
-            bail!("--set `{s}`: expected KEY=VALUE");
-        };
-        let value: toml::Value = format!("v = {raw}")
-            .parse::<toml::Table>()
-            .map(|mut t| t.remove("v").expect("parsed"))
-            .unwrap_or_else(|_| toml::Value::String(raw.to_string()));
-        let mut node = &mut root;
-        let parts: Vec<&str> = key.trim().split('.').collect();
-        for (i, p) in parts.iter().enumerate() {
-            let table = node
-                .as_table_mut()
-                .with_context(|| format!("--set {key}: `{p}` is not inside a section"))?;
-            if i + 1 == parts.len() {
-                if !table.contains_key(*p) && parts[0] != "model" {
-                    bail!("--set {key}: unknown key `{p}`");
-                }
-                table.insert(p.to_string(), value.clone());
-                break;
-            }
-            node = table
-                .get_mut(*p)
-                .with_context(|| format!("--set {key}: unknown section `{p}`"))?;
-        }
-    }
-    let text = toml::to_string(&root).context("config to TOML")?;
-    ExperimentConfig::from_toml_str(&text, &format!("{} (with --set)", config.source))
-}
-
-/// The typed training config of an experiment config.
-pub fn train_config(config: &ExperimentConfig) -> Result<TrainConfig> {
-    let t = &config.training;
-    let training: TrainingSection = serde_json::from_value(serde_json::json!({
-        "sde": t.sde,
-        "continuous": t.continuous,
-        "reduce_mean": t.reduce_mean,
-        "likelihood_weighting": t.likelihood_weighting,
-        "batch_size": t.batch_size,
-        "n_iters": t.n_iters,
-        "log_freq": t.log_freq,
-        "eval_freq": t.eval_freq,
-        "snapshot_freq": t.snapshot_freq,
-        "snapshot_freq_for_preemption": t.snapshot_freq_for_preemption,
-        "snapshot_sampling": t.snapshot_sampling,
-    }))
-    .context("training section")?;
-    let o = &config.optim;
-    let cfg = TrainConfig {
-        model: model_config(config)?,
-        training,
-        optim: OptimConfig {
-            lr: o.lr,
-            beta1: o.beta1,
-            eps: o.eps,
-            weight_decay: o.weight_decay,
-            warmup: o.warmup,
-            grad_clip: o.grad_clip,
-            ..OptimConfig::default()
-        },
-        transforms: DataTransforms {
-            random_flip: config.data.random_flip,
-            uniform_dequantization: config.data.uniform_dequantization,
-        },
-        eval_batch_size: config.eval.batch_size,
-        seed: config.seed,
-    };
-    cfg.validate()
-        .with_context(|| format!("{}: invalid training config", config.source))?;
-    Ok(cfg)
+    #[command(flatten)]
+    pub set: SetArgs,
 }
 
 /// Training and eval images: an image folder (both), explicit CIFAR-10 batch files, or a
@@ -154,38 +75,20 @@ fn sources(
     Ok((train, eval))
 }
 
-/// EMA samples of one training batch at a snapshot: `sample.png` grid + `sample.safetensors`.
-fn snapshot_sampler<'a>(
-    config: &'a ExperimentConfig,
+/// EMA samples of one training batch at a snapshot with the config's sampler:
+/// `sample.png` grid + `sample.safetensors`.
+fn snapshot_sampler(
+    config: &ExperimentConfig,
     batch: usize,
-) -> Result<impl FnMut(&sgm_nets::ScoreNet<Inner>, &Path) -> sgm_train::Result<()> + 'a> {
-    let sde = sde_of(config, None)?;
-    let no_overrides = SamplerArgs {
-        method: None,
-        predictor: None,
-        corrector: None,
-        snr: None,
-        n_steps: None,
-        probability_flow: false,
-        no_denoise: false,
-        tol: 1e-5,
-    };
-    let pc = pc_config(config, &sde, &no_overrides)?;
+) -> Result<impl FnMut(&sgm_nets::ScoreNet<Inner>, &Path) -> sgm_train::Result<()> + use<>> {
+    let sampler = config.sampler()?;
     let [c, h, w] = config.image_shape();
-    let continuous = config.training.continuous;
     Ok(move |net: &sgm_nets::ScoreNet<Inner>, dir: &Path| {
         let dev = device();
-        let score = ScoreFn::new(&sde, net, continuous);
-        let out = sgm_sample::pc_sample(
-            &sde,
-            &score,
-            &pc,
-            [batch, c, h, w],
-            &sgm_sample::NoProjection,
-            &mut BackendNoise,
-            &dev,
-        )
-        .map_err(|e| sgm_train::TrainError::Internal(format!("snapshot sampling: {e}")))?;
+        let score = ScoreFn::new(sampler.sde(), net, sampler.continuous_score());
+        let out = sampler
+            .sample(&score, [batch, c, h, w], &mut BackendNoise, &dev)
+            .map_err(|e| sgm_train::TrainError::Internal(format!("snapshot sampling: {e}")))?;
         let (dims, data) = crate::images::to_host(out.sample);
         let ncol = (dims[0] as f64).sqrt().ceil() as usize;
         let io = |e: anyhow::Error| sgm_train::TrainError::io(dir, format!("{e:#}"));
@@ -195,15 +98,15 @@ fn snapshot_sampler<'a>(
 }
 
 pub fn run_train(args: TrainArgs) -> Result<()> {
-    let config = apply_sets(&ExperimentConfig::load(&args.config)?, &args.sets)?;
-    let cfg = train_config(&config)?;
+    let config = ExperimentConfig::load_with(&args.config, &args.set.overrides()?)?;
+    let cfg = TrainConfig::from_experiment(&config)?;
     std::fs::create_dir_all(&args.workdir)
         .with_context(|| format!("cannot create {}", args.workdir.display()))?;
     crate::logging::init(Some(&args.workdir.join("train.log")))?;
     let (train, eval) = sources(&args, cfg.model.data.image_size)?;
     log::info!(
         "training {} in {} ({} training / {} eval images, backend {})",
-        config.source,
+        config.origin,
         args.workdir.display(),
         train.len(),
         eval.len(),

@@ -31,9 +31,10 @@ use sgm_nets::{CheckpointWeights, ModelConfig, ScoreNet};
 use crate::data::DataPosition;
 use crate::ema::Ema;
 use crate::error::{Result, TrainError};
-use crate::optim::{Moments, OptimConfig, Optimizer};
+use crate::optim::{Moments, Optimizer};
 use crate::rng::{RngState, TrainRng};
 use crate::trainer::TrainState;
+use sgm_config::OptimConfig;
 
 /// Value of the `format` metadata key.
 pub const FORMAT: &str = "sgm-train-checkpoint/1";

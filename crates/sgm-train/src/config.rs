@@ -1,74 +1,14 @@
-//! The typed training sections of an experiment (`config.training`, `config.optim`, the
-//! transform keys of `config.data`, `config.seed`) plus the network config. The experiment
-//! config crate builds a [`TrainConfig`]; everything here is plain serde data.
+//! What the trainer needs from an experiment: the network config and the `training`, `optim`
+//! and data-transform sections of `sgm-config` (one home for every key and default), the eval
+//! batch size and the seed. [`TrainConfig::from_experiment`] builds it from an
+//! [`ExperimentConfig`]; tests and other projects may also build it directly.
 
-use sde_core::{AnySde, LossConfig, SdeKind};
+use sde_core::{AnySde, LossConfig};
 use serde::{Deserialize, Serialize};
+use sgm_config::{ExperimentConfig, OptimConfig, TrainingConfig};
 use sgm_nets::ModelConfig;
 
 use crate::error::{Result, TrainError};
-pub use crate::optim::OptimConfig;
-
-/// `training.sde`, spelled as in the reference configs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SdeName {
-    /// VE SDE.
-    Vesde,
-    /// VP SDE.
-    Vpsde,
-    /// sub-VP SDE.
-    Subvpsde,
-}
-
-impl SdeName {
-    /// The SDE family.
-    pub fn kind(self) -> SdeKind {
-        match self {
-            SdeName::Vesde => SdeKind::Ve,
-            SdeName::Vpsde => SdeKind::Vp,
-            SdeName::Subvpsde => SdeKind::SubVp,
-        }
-    }
-}
-
-/// `config.training` (reference defaults of `default_cifar10_configs.py`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainingSection {
-    /// SDE the loss perturbs with.
-    pub sde: SdeName,
-    /// Continuous DSM (true) or the discrete SMLD / DDPM loss.
-    #[serde(default = "d_true")]
-    pub continuous: bool,
-    /// Per-sample mean (true) or `0.5 · sum` over C·H·W.
-    #[serde(default)]
-    pub reduce_mean: bool,
-    /// λ(t) = g(t)² instead of σ_t².
-    #[serde(default)]
-    pub likelihood_weighting: bool,
-    /// Training batch size.
-    #[serde(default = "d_batch")]
-    pub batch_size: usize,
-    /// Last step (the loop runs `initial_step ..= n_iters`, as `run_lib.train`).
-    #[serde(default = "d_iters")]
-    pub n_iters: u64,
-    /// Training-loss log period.
-    #[serde(default = "d_log")]
-    pub log_freq: u64,
-    /// Eval-loss period (one eval batch, EMA weights).
-    #[serde(default = "d_eval")]
-    pub eval_freq: u64,
-    /// Period of `checkpoints/checkpoint_{step / snapshot_freq}`.
-    #[serde(default = "d_snap")]
-    pub snapshot_freq: u64,
-    /// Period of the pre-emption checkpoint `checkpoints-meta/checkpoint`.
-    #[serde(default = "d_preempt")]
-    pub snapshot_freq_for_preemption: u64,
-    /// Sample an EMA grid at every snapshot.
-    #[serde(default = "d_true")]
-    pub snapshot_sampling: bool,
-}
 
 /// Transform keys of `config.data` (the network keys live in [`ModelConfig::data`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,7 +38,7 @@ pub struct TrainConfig {
     /// Network (`[model]` + network keys of `[data]`; `model.ema_rate` is the EMA decay).
     pub model: ModelConfig,
     /// `[training]`.
-    pub training: TrainingSection,
+    pub training: TrainingConfig,
     /// `[optim]`.
     #[serde(default)]
     pub optim: OptimConfig,
@@ -119,31 +59,36 @@ fn d_true() -> bool {
 fn d_batch() -> usize {
     128
 }
-fn d_iters() -> u64 {
-    1_300_001
-}
-fn d_log() -> u64 {
-    50
-}
-fn d_eval() -> u64 {
-    100
-}
-fn d_snap() -> u64 {
-    50_000
-}
-fn d_preempt() -> u64 {
-    10_000
-}
 fn d_seed() -> u64 {
     42
 }
 
 impl TrainConfig {
+    /// The training view of an experiment config.
+    pub fn from_experiment(c: &ExperimentConfig) -> Result<Self> {
+        let cfg = Self {
+            model: c.model_config().map_err(|e| TrainError::Config {
+                key: "model".into(),
+                msg: e.to_string(),
+            })?,
+            training: c.training.clone(),
+            optim: c.optim.clone(),
+            transforms: DataTransforms {
+                random_flip: c.data.random_flip,
+                uniform_dequantization: c.data.uniform_dequantization,
+            },
+            eval_batch_size: c.eval.batch_size,
+            seed: c.seed,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
     /// The SDE of `training.sde` with the noise parameters of `[model]`.
     pub fn sde(&self) -> Result<AnySde> {
         let m = &self.model.model;
         Ok(AnySde::from_reference(
-            self.training.sde.kind(),
+            self.training.sde,
             m.sigma_min,
             m.sigma_max,
             m.beta_min,
@@ -162,7 +107,7 @@ impl TrainConfig {
         }
     }
 
-    /// Checks what serde cannot.
+    /// Checks what the sections' own parsing cannot.
     pub fn validate(&self) -> Result<()> {
         let bad = |key: &str, msg: &str| {
             Err(TrainError::Config {
@@ -190,8 +135,8 @@ impl TrainConfig {
         if !(o.lr.is_finite() && o.lr >= 0.0) {
             return bad("optim.lr", "must be a finite non-negative number");
         }
-        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
-            return bad("optim.beta1", "Adam betas must lie in [0, 1)");
+        if !(0.0..1.0).contains(&o.beta1) {
+            return bad("optim.beta1", "must lie in [0, 1)");
         }
         if !(o.eps.is_finite() && o.eps > 0.0) {
             return bad("optim.eps", "must be positive");
@@ -199,18 +144,7 @@ impl TrainConfig {
         if !(0.0..=1.0).contains(&self.model.model.ema_rate) {
             return bad("model.ema_rate", "must lie in [0, 1]");
         }
-        if !t.continuous && t.likelihood_weighting {
-            return bad(
-                "training.likelihood_weighting",
-                "not supported with the discrete SMLD / DDPM losses",
-            );
-        }
-        if !t.continuous && t.sde == SdeName::Subvpsde {
-            return bad(
-                "training.continuous",
-                "discrete training of the sub-VP SDE is not defined",
-            );
-        }
+        self.loss().check(self.training.sde)?;
         self.model.validate()?;
         self.sde()?;
         Ok(())

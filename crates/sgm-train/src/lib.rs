@@ -20,10 +20,11 @@ pub mod rng;
 pub mod run;
 pub mod trainer;
 
-pub use config::{DataTransforms, SdeName, TrainConfig, TrainingSection};
+pub use config::{DataTransforms, TrainConfig};
 pub use ema::{Ema, ema_decay};
 pub use error::{Result, TrainError};
-pub use optim::{Moments, OptimConfig, OptimStats, Optimizer};
+pub use optim::{Moments, OptimStats, Optimizer, lr_at};
 pub use rng::{RngState, TrainRng};
 pub use run::{Metrics, RunData, RunDir, RunHooks, RunSummary, init_model, train};
+pub use sgm_config::{OptimConfig, TrainingConfig};
 pub use trainer::{StepOutput, Stepper, TrainState};

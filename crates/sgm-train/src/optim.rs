@@ -11,80 +11,17 @@ use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use serde::{Deserialize, Serialize};
+use sgm_config::{ADAM_BETA2, OptimConfig};
 
 use crate::error::{Result, TrainError};
 
-/// `config.optim` (reference defaults: lr 2e-4, β1 0.9, eps 1e-8, no weight decay, warm-up
-/// 5000, clip 1.0).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimConfig {
-    /// Peak learning rate.
-    #[serde(default = "d_lr")]
-    pub lr: f64,
-    /// Adam β1 (β2 is 0.999 in the reference).
-    #[serde(default = "d_beta1")]
-    pub beta1: f64,
-    /// Adam β2.
-    #[serde(default = "d_beta2")]
-    pub beta2: f64,
-    /// Adam ε (added to `sqrt(v̂)`).
-    #[serde(default = "d_eps")]
-    pub eps: f64,
-    /// L2 penalty added to the gradient (torch `Adam(weight_decay)`).
-    #[serde(default)]
-    pub weight_decay: f64,
-    /// Linear warm-up steps (0 = none).
-    #[serde(default = "d_warmup")]
-    pub warmup: u64,
-    /// Global gradient-norm bound (negative = no clipping).
-    #[serde(default = "d_clip")]
-    pub grad_clip: f64,
-}
-
-fn d_lr() -> f64 {
-    2e-4
-}
-fn d_beta1() -> f64 {
-    0.9
-}
-fn d_beta2() -> f64 {
-    0.999
-}
-fn d_eps() -> f64 {
-    1e-8
-}
-fn d_warmup() -> u64 {
-    5000
-}
-fn d_clip() -> f64 {
-    1.0
-}
-
-impl Default for OptimConfig {
-    fn default() -> Self {
-        Self {
-            lr: d_lr(),
-            beta1: d_beta1(),
-            beta2: d_beta2(),
-            eps: d_eps(),
-            weight_decay: 0.0,
-            warmup: d_warmup(),
-            grad_clip: d_clip(),
-        }
-    }
-}
-
-impl OptimConfig {
-    /// Learning rate of the optimizer step taken when `step` steps are done
-    /// (`optimization_manager`: `lr · min(step / warmup, 1)`, so the first step uses 0).
-    pub fn lr_at(&self, step: u64) -> f64 {
-        if self.warmup > 0 {
-            self.lr * (step as f64 / self.warmup as f64).min(1.0)
-        } else {
-            self.lr
-        }
+/// Learning rate of the optimizer step taken when `step` steps are done
+/// (`optimization_manager`: `lr · min(step / warmup, 1)`, so the first step uses 0).
+pub fn lr_at(config: &OptimConfig, step: u64) -> f64 {
+    if config.warmup > 0 {
+        config.lr * (step as f64 / config.warmup as f64).min(1.0)
+    } else {
+        config.lr
     }
 }
 
@@ -111,7 +48,7 @@ pub struct OptimStats {
 /// Adam + warm-up + global clipping with state in parameter order.
 #[derive(Debug, Clone)]
 pub struct Optimizer<B: Backend> {
-    /// Hyper-parameters.
+    /// Hyper-parameters (`config.optim`; β2 is the reference's fixed [`ADAM_BETA2`]).
     pub config: OptimConfig,
     /// Moments per parameter index (None: never had a gradient, e.g. the frozen Fourier `W`).
     pub state: Vec<Option<Moments<B>>>,
@@ -225,7 +162,7 @@ impl<IB: Backend> Optimizer<IB> {
         B: AutodiffBackend<InnerBackend = IB>,
         M: AutodiffModule<B>,
     {
-        let lr = self.config.lr_at(step);
+        let lr = lr_at(&self.config, step);
         let mut sq = SqNorms::<B> {
             grads: &grads,
             out: Vec::new(),
@@ -266,7 +203,7 @@ impl<IB: Backend> Optimizer<IB> {
                 clip_coef,
                 lr,
                 beta1: c.beta1,
-                beta2: c.beta2,
+                beta2: ADAM_BETA2,
                 eps: c.eps,
                 weight_decay: c.weight_decay,
             },
