@@ -37,6 +37,12 @@ fn values(t: Tensor<AB, 1>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().unwrap()
 }
 
+/// First Adam moment of parameter `i`.
+fn exp_avg(opt: &Optimizer<sgm_testkit::TestBackend>, i: usize) -> Vec<f32> {
+    let m = opt.state[i].as_ref().expect("moments");
+    m.exp_avg.clone().into_data().to_vec::<f32>().unwrap()
+}
+
 fn cfg(lr: f64, warmup: u64, clip: f64, wd: f64) -> OptimConfig {
     OptimConfig {
         lr,
@@ -76,22 +82,8 @@ fn global_clipping_scales_all_gradients_by_one_coefficient() {
     let (_, stats) = opt.step(m, g, 10).unwrap();
     assert!((stats.grad_norm - 5.0).abs() < 1e-6);
     let coef = 1.0 / (5.0 + 1e-6);
-    let ma = opt.state[0]
-        .as_ref()
-        .unwrap()
-        .exp_avg
-        .clone()
-        .into_data()
-        .to_vec::<f32>()
-        .unwrap();
-    let mb = opt.state[1]
-        .as_ref()
-        .unwrap()
-        .exp_avg
-        .clone()
-        .into_data()
-        .to_vec::<f32>()
-        .unwrap();
+    let ma = exp_avg(&opt, 0);
+    let mb = exp_avg(&opt, 1);
     assert!((ma[0] as f64 - 0.1 * 3.0 * coef).abs() < 1e-7, "{ma:?}");
     assert!((mb[0] as f64 - 0.1 * 4.0 * coef).abs() < 1e-7, "{mb:?}");
 }
@@ -118,14 +110,7 @@ fn weight_decay_is_added_to_the_gradient() {
     let g = grads(&m, [0.0, 0.0], [0.0]);
     let mut opt = Optimizer::new(cfg(0.1, 0, -1.0, 0.5));
     opt.step(m, g, 0).unwrap();
-    let ma = opt.state[0]
-        .as_ref()
-        .unwrap()
-        .exp_avg
-        .clone()
-        .into_data()
-        .to_vec::<f32>()
-        .unwrap();
+    let ma = exp_avg(&opt, 0);
     assert!((ma[0] - 0.1 * 0.5 * 2.0).abs() < 1e-7, "{ma:?}");
 }
 
