@@ -5,8 +5,10 @@ mod config;
 mod fid;
 mod images;
 mod likelihood;
+mod logging;
 mod model;
 mod sample;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +35,17 @@ enum Command {
         #[command(flatten)]
         set: config::SetArgs,
     },
+    /// Prepare a data set: `data cifar10 --dir D` checks / unpacks the official binary archive
+    /// in D (offline it says which file to put where).
+    Data {
+        /// Data set name (`cifar10`).
+        name: String,
+        /// Folder holding (or to hold) the data.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
+    /// Train a score model as the reference's `run_lib.train` (resumes from the run directory).
+    Train(train::TrainArgs),
     /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
     Sample(sample::SampleArgs),
     /// Bits/dim of images (PNG folder or CIFAR-10 batch) under the probability-flow ODE.
@@ -60,6 +73,8 @@ fn main() {
             Ok(())
         }
         Command::Config { name, set } => config::config_command(name.as_deref(), &set),
+        Command::Data { name, dir } => train::run_data(&name, &dir),
+        Command::Train(args) => train::run_train(args),
         Command::Sample(args) => sample::run_sample(args),
         Command::Likelihood(args) => likelihood::run_likelihood(args),
         Command::Fid(args) => fid::run_fid(args),

@@ -6,7 +6,8 @@ use sgm_nets::CheckpointWeights;
 /// Which weights of an official training checkpoint to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Weights {
-    /// The EMA weights (what the reference evaluates and samples with).
+    /// The EMA weights (what the reference evaluates and samples with); for an sgm training
+    /// checkpoint, its `ema/*` tensors.
     Ema,
     /// The raw training weights.
     Model,

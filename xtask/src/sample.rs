@@ -43,12 +43,20 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The network of `config` with the weights of `--checkpoint` (`--weights`).
+    /// The network of `config` with the weights of `--checkpoint` (`--weights`): an sgm
+    /// training checkpoint (`cargo xtask train`), or what `ExperimentConfig::load_network` reads
+    /// (official `.pth`, flat `.safetensors`).
     pub fn network<B: Backend>(
         &self,
         config: &ExperimentConfig,
         device: &B::Device,
     ) -> Result<ScoreNet<B>> {
+        if sgm_train::checkpoint::is_train_checkpoint(&self.checkpoint) {
+            let mut cfg = config.model_config()?;
+            cfg.model.dropout = 0.0; // evaluation: the reference's model.eval()
+            let ck = sgm_train::checkpoint::Checkpoint::read(&self.checkpoint)?;
+            return Ok(ck.weights::<B>(&cfg, self.weights.into(), device)?);
+        }
         Ok(config.load_network(&self.checkpoint, self.weights.into(), device)?)
     }
 }

@@ -2,40 +2,11 @@
 //! inpaint, colorize, and their errors for bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use burn::backend::Flex;
 
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("sgm-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .output()
-        .expect("xtask runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "xtask failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod common;
+use common::{Tmp, ok, xtask};
 
 /// An official config shrunk to a tiny 16×16 network, and its (untrained) weights.
 fn tiny(dir: &Path, base: &str) -> (PathBuf, PathBuf) {

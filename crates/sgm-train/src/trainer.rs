@@ -1,0 +1,170 @@
+//! One training state and the reference's `get_step_fn`: a train step is loss → backward →
+//! `optimize_fn` (warm-up, global clip, Adam) → `step += 1` → EMA update; an eval step is the
+//! loss of the EMA weights in eval mode (no dropout), with no gradient.
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use sde_core::{AnySde, LossConfig, NoiseSource, training_loss};
+use sgm_nets::ScoreNet;
+
+use crate::config::TrainConfig;
+use crate::ema::Ema;
+use crate::error::{Result, TrainError};
+use crate::optim::{OptimStats, Optimizer};
+use crate::rng::TrainRng;
+
+/// RNG stream of the loss draws (the data pipeline uses its own streams).
+pub const LOSS_STREAM: u64 = 0;
+
+/// What one train step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutput {
+    /// `state.step` after the step (1 after the first).
+    pub step: u64,
+    /// Training loss of the batch (before the update).
+    pub loss: f64,
+    /// Learning rate and gradient norm of the optimizer step.
+    pub optim: OptimStats,
+}
+
+/// Model, EMA, optimizer, step counter and RNG of a run (the reference's `state` dict + RNG).
+#[derive(Debug, Clone)]
+pub struct TrainState<B: AutodiffBackend> {
+    /// Trained network (autodiff backend).
+    pub model: ScoreNet<B>,
+    /// EMA of the network (inner backend).
+    pub ema: Ema<ScoreNet<B::InnerBackend>>,
+    /// Adam moments.
+    pub optim: Optimizer<B::InnerBackend>,
+    /// Completed optimizer steps (`state['step']`).
+    pub step: u64,
+    /// Loss-draw RNG.
+    pub rng: TrainRng,
+}
+
+/// The step functions of a config: SDE, loss knobs, seed.
+#[derive(Debug, Clone)]
+pub struct Stepper {
+    /// SDE of the loss.
+    pub sde: AnySde,
+    /// Loss knobs.
+    pub loss: LossConfig,
+    /// Run seed (dropout seeding).
+    pub seed: u64,
+    /// True when the network has dropout (Burn's RNG is then re-seeded every step).
+    pub dropout: bool,
+}
+
+fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64> {
+    let v = t
+        .into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .map_err(|e| TrainError::Internal(format!("loss to host: {e:?}")))?;
+    v.first()
+        .copied()
+        .ok_or_else(|| TrainError::Internal("empty loss".into()))
+}
+
+impl<B: AutodiffBackend> TrainState<B> {
+    /// A fresh state: EMA = the model's weights, no Adam moments, step 0, RNG from the seed.
+    pub fn new(cfg: &TrainConfig, model: ScoreNet<B>) -> Self {
+        let ema = Ema::new(&model, cfg.model.model.ema_rate);
+        Self {
+            model,
+            ema,
+            optim: Optimizer::new(cfg.optim.clone()),
+            step: 0,
+            rng: TrainRng::new(cfg.seed, LOSS_STREAM),
+        }
+    }
+}
+
+impl Stepper {
+    /// The step functions of `cfg`.
+    pub fn new(cfg: &TrainConfig) -> Result<Self> {
+        cfg.validate()?;
+        Ok(Self {
+            sde: cfg.sde()?,
+            loss: cfg.loss(),
+            seed: cfg.seed,
+            dropout: cfg.model.model.dropout > 0.0,
+        })
+    }
+
+    /// One train step on `batch` (`[B, C, H, W]`, already scaled), drawing from the state's RNG.
+    pub fn train_step<B: AutodiffBackend>(
+        &self,
+        state: &mut TrainState<B>,
+        batch: Tensor<B, 4>,
+    ) -> Result<StepOutput> {
+        let mut rng = state.rng.clone();
+        let out = self.train_step_with(state, batch, &mut rng)?;
+        state.rng = rng;
+        Ok(out)
+    }
+
+    /// One train step drawing from `noise` (a recorded reference run in the parity test). On
+    /// error (non-finite loss or gradients) `state` is left as it was before the step.
+    pub fn train_step_with<B: AutodiffBackend, N: NoiseSource<B>>(
+        &self,
+        state: &mut TrainState<B>,
+        batch: Tensor<B, 4>,
+        noise: &mut N,
+    ) -> Result<StepOutput> {
+        let step = state.step + 1;
+        if self.dropout {
+            // Dropout draws from Burn's (process-global) RNG: seed it per step so a resumed
+            // run repeats the same masks.
+            B::seed(
+                &batch.device(),
+                self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+        }
+        let loss = training_loss(&self.sde, &state.model, batch, &self.loss, noise)?; // [1]
+        let loss_value = scalar(loss.clone().inner())?;
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFinite {
+                step,
+                what: "loss",
+                value: loss_value,
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        let mut optim = state.optim.clone();
+        let (model, stats) = optim.step(state.model.clone(), grads, state.step)?;
+        state.model = model;
+        state.optim = optim;
+        state.step = step;
+        state.ema.update(&state.model);
+        Ok(StepOutput {
+            step,
+            loss: loss_value,
+            optim: stats,
+        })
+    }
+
+    /// Eval loss of the EMA weights on `batch`, drawing from the state's RNG.
+    pub fn eval_step<B: AutodiffBackend>(
+        &self,
+        state: &mut TrainState<B>,
+        batch: Tensor<B::InnerBackend, 4>,
+    ) -> Result<f64> {
+        let mut rng = state.rng.clone();
+        let out = self.eval_step_with(state, batch, &mut rng)?;
+        state.rng = rng;
+        Ok(out)
+    }
+
+    /// Eval loss of the EMA weights drawing from `noise`.
+    pub fn eval_step_with<B: AutodiffBackend, N: NoiseSource<B::InnerBackend>>(
+        &self,
+        state: &TrainState<B>,
+        batch: Tensor<B::InnerBackend, 4>,
+        noise: &mut N,
+    ) -> Result<f64> {
+        let loss = training_loss(&self.sde, &state.ema.shadow, batch, &self.loss, noise)?;
+        scalar(loss)
+    }
+}
