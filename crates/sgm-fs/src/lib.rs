@@ -5,6 +5,8 @@
 //! and synced, then renamed over the target (atomic on POSIX file systems) and the directory is
 //! synced. A run killed at any point leaves either the previous file or the complete new one;
 //! at worst a stray `.<name>.tmp-<pid>-<n>` file, never a torn target.
+// Library code returns errors on user data; unwraps stay in tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

@@ -59,6 +59,8 @@
 //! ## Dropout
 //! Dropout (`config.model.dropout`) is active only on autodiff backends (Burn's rule), i.e. in
 //! training; inference on a plain backend is the reference's eval mode.
+// Library code returns errors on user data; unwraps stay in tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
 pub mod ddpm;
