@@ -93,7 +93,7 @@ pub fn parse_cifar10_bin(
     first: usize,
     count: Option<usize>,
 ) -> Result<U8Images> {
-    if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR_RECORD) {
         return Err(file_err(
             path,
             format!(

@@ -381,13 +381,13 @@ pub fn safetensors_layout(b: &[u8]) -> Layout {
     l.boundaries.push(end);
     // tensor data starts (data_offsets are relative to the data section)
     for &(at, w) in &l.digits.clone() {
-        if let Ok(v) = std::str::from_utf8(&b[at..at + w])
+        let v = std::str::from_utf8(&b[at..at + w])
             .unwrap_or("")
-            .parse::<usize>()
+            .parse::<usize>();
+        if let Ok(v) = v
+            && end + v <= b.len()
         {
-            if end + v <= b.len() {
-                l.boundaries.push(end + v);
-            }
+            l.boundaries.push(end + v);
         }
     }
     l.boundaries.push(b.len());
@@ -630,19 +630,20 @@ where
         r.variants += 1;
     }
     eprintln!("{}", r.table_row());
-    if let Some(path) = std::env::var_os("SGM_FUZZ_REPORT") {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
+    let report = std::env::var_os("SGM_FUZZ_REPORT").and_then(|path| {
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-        {
-            let _ = writeln!(
-                f,
-                "{}  <!-- seed {seed}, mutations {:?} -->",
-                r.table_row(),
-                r.mutations
-            );
-        }
+            .ok()
+    });
+    if let Some(mut f) = report {
+        let _ = writeln!(
+            f,
+            "{}  <!-- seed {seed}, mutations {:?} -->",
+            r.table_row(),
+            r.mutations
+        );
     }
     r
 }
