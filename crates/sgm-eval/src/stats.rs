@@ -1,7 +1,7 @@
 //! pytorch-fid statistics files: `np.savez(path, mu=mu, sigma=sigma)` — a zip of `mu.npy`
 //! (`[d]`) and `sigma.npy` (`[d, d]`), float64 (float32 is accepted when reading).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Result, file_err};
@@ -129,32 +129,9 @@ pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
         let entry = zip
             .by_name(&format!("{name}.npy"))
             .map_err(|_| file_err(path, format!("no array `{name}`")))?;
-        if entry.size() > budget {
-            return Err(file_err(
-                path,
-                format!(
-                    "array `{name}` declares {} bytes, more than a file of this size can hold",
-                    entry.size()
-                ),
-            ));
-        }
-        // one byte past the declared size: reaching the entry's end checks its CRC
         let declared = entry.size();
-        let mut bytes = Vec::new();
-        entry
-            .take(declared + 1)
-            .read_to_end(&mut bytes)
+        let bytes = sgm_fs::read_declared(entry, declared, &mut budget)
             .map_err(|e| file_err(path, format!("array `{name}`: {e}")))?;
-        if bytes.len() as u64 != declared {
-            return Err(file_err(
-                path,
-                format!(
-                    "array `{name}` declares {declared} bytes, holds {}",
-                    bytes.len()
-                ),
-            ));
-        }
-        budget -= declared;
         parse_npy(&bytes, name).map_err(|e| file_err(path, e))
     };
     let (ms, mu) = get("mu")?;

@@ -12,24 +12,14 @@ use sgm_eval::images::{
     CIFAR_RECORD, MAX_IMAGE_ALLOC, decode_image, parse_cifar10_bin, parse_sample_array,
 };
 use sgm_eval::stats::parse_stats;
-use sgm_eval::{EvalError, Stats, write_stats};
-use sgm_testkit::corrupt::{self, CountingAlloc, Layout, Rng};
+use sgm_eval::{Stats, write_stats};
+use sgm_testkit::corrupt::{self, CountingAlloc, Layout, Rng, ZipSeed};
 
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
 /// One loader at a time (the allocator's counters are global).
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn kind(e: &EvalError, file: &str) -> String {
-    let variant = format!("{e:?}");
-    let variant = variant
-        .split([' ', '(', '{'])
-        .next()
-        .unwrap_or("")
-        .to_string();
-    format!("{variant}: {}", corrupt::error_kind(&e.to_string(), file))
-}
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("sgm-eval-corrupt-{}-{name}", std::process::id()));
@@ -63,48 +53,12 @@ fn stats_seed(d: usize, seed: u64) -> Vec<u8> {
     std::fs::read(&path).unwrap()
 }
 
-struct NpzSeed {
-    file: Vec<u8>,
-    zip: Layout,
-    entries: Vec<(String, Vec<u8>)>,
-    layouts: Vec<Layout>,
-}
-
-/// A quarter mutate the zip itself; the rest mutate one `.npy` and re-pack a valid zip.
-fn npz_variant(s: &NpzSeed, rng: &mut Rng) -> (Vec<u8>, &'static str) {
-    if rng.below(4) == 0 {
-        return corrupt::mutate(&s.file, &s.zip, rng);
-    }
-    let mut entries = s.entries.clone();
-    let i = rng.below(entries.len());
-    let (b, k) = corrupt::mutate(&entries[i].1, &s.layouts[i], rng);
-    entries[i].1 = b;
-    if rng.below(10) == 0 {
-        let dup = entries[i].clone();
-        entries.push(dup);
-        return (corrupt::zip_of(&entries), "duplicated segment");
-    }
-    (corrupt::zip_of(&entries), k)
-}
-
 #[test]
 fn corrupted_stats_files_are_errors_never_crashes() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let seeds: Vec<NpzSeed> = [(8, 1), (64, 2), (128, 3)]
+    let seeds: Vec<ZipSeed> = [(8, 1), (64, 2), (128, 3)]
         .into_iter()
-        .map(|(d, seed)| {
-            let file = stats_seed(d, seed);
-            let entries = corrupt::zip_entries(&file);
-            NpzSeed {
-                zip: corrupt::zip_layout(&file),
-                layouts: entries
-                    .iter()
-                    .map(|(_, b)| corrupt::npy_layout(b))
-                    .collect(),
-                entries,
-                file,
-            }
-        })
+        .map(|(d, seed)| ZipSeed::new(stats_seed(d, seed), |_, b| corrupt::npy_layout(b)))
         .collect();
     let largest = seeds.iter().map(|s| s.file.len()).max().unwrap_or(0);
     let r = corrupt::run(
@@ -112,11 +66,14 @@ fn corrupted_stats_files_are_errors_never_crashes() {
         &seeds,
         corrupt::variants(600),
         15,
-        npz_variant,
+        |s, rng| {
+            let n = s.entries.len();
+            s.variant(rng, |rng| rng.below(n))
+        },
         |_, b| {
             parse_stats(Path::new("v.npz"), b)
                 .map(|_| ())
-                .map_err(|e| kind(&e, "v.npz"))
+                .map_err(|e| corrupt::kind_of(&e, "v.npz"))
         },
     );
     corrupt::assert_clean(&r, 4 * largest + (4 << 20), Duration::from_secs(10));
@@ -144,7 +101,7 @@ fn corrupted_cifar_batches_are_errors_never_crashes() {
             parse_cifar10_bin(Path::new("v.bin"), b, first, count)
                 .and_then(|_| parse_cifar10_bin(Path::new("v.bin"), b, 0, None))
                 .map(|_| ())
-                .map_err(|e| kind(&e, "v.bin"))
+                .map_err(|e| corrupt::kind_of(&e, "v.bin"))
         },
     );
     corrupt::assert_clean(
@@ -211,7 +168,7 @@ fn corrupted_pngs_are_errors_never_crashes() {
         |_, b| {
             decode_image(Path::new("v.png"), b)
                 .map(|img| drop(img.to_rgb8()))
-                .map_err(|e| kind(&e, "v.png"))
+                .map_err(|e| corrupt::kind_of(&e, "v.png"))
         },
     );
     // the decoder's own allocation limit, plus the RGB copy and the file
@@ -252,7 +209,7 @@ fn corrupted_sample_arrays_are_errors_never_crashes() {
         |_, b| {
             parse_sample_array(Path::new("v.safetensors"), b, b.len() % 3, None)
                 .map(|_| ())
-                .map_err(|e| kind(&e, "v.safetensors"))
+                .map_err(|e| corrupt::kind_of(&e, "v.safetensors"))
         },
     );
     corrupt::assert_clean(

@@ -5,11 +5,14 @@
 //! and synced, then renamed over the target (atomic on POSIX file systems) and the directory is
 //! synced. A run killed at any point leaves either the previous file or the complete new one;
 //! at worst a stray `.<name>.tmp-<pid>-<n>` file, never a torn target.
+//!
+//! Reading untrusted files: [`read_declared`] reads a stream with a declared length (a zip
+//! entry) allocating only what arrives, within a budget tied to the file's size.
 // Library code returns errors on user data; unwraps stay in tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -56,6 +59,32 @@ where
 /// [`write_atomic`] of a byte buffer.
 pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
+}
+
+/// Reads a stream that declares its length up front (a zip entry's uncompressed size, a
+/// length field), for untrusted files: a declared length above `budget` is refused before
+/// anything is allocated, the buffer grows only as bytes arrive, and a stream that ends
+/// early or runs past its declared length is an error. The bytes read are charged to
+/// `budget`, so several reads from one file stay bounded together (e.g. by a multiple of
+/// the file's size). Reading one byte past the declared length lets checksumming readers
+/// (zip's CRC) see the stream's end.
+pub fn read_declared<R: Read>(r: R, declared: u64, budget: &mut u64) -> io::Result<Vec<u8>> {
+    let bad = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
+    if declared > *budget {
+        return Err(bad(format!(
+            "declares {declared} bytes, more than a file of this size can hold"
+        )));
+    }
+    let mut buf = Vec::new();
+    r.take(declared + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 != declared {
+        return Err(bad(format!(
+            "declares {declared} bytes, holds {}",
+            buf.len()
+        )));
+    }
+    *budget -= declared;
+    Ok(buf)
 }
 
 /// Syncs the directory holding `path` so the rename itself survives a crash (best effort:
@@ -105,6 +134,25 @@ mod tests {
         assert!(err.to_string().contains("a.bin"), "{err}");
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn declared_reads_are_bounded_and_exact() {
+        let mut budget = 10;
+        assert_eq!(
+            read_declared(&b"abcd"[..], 4, &mut budget).unwrap(),
+            b"abcd"
+        );
+        assert_eq!(budget, 6);
+        // more than the budget: refused before reading
+        let e = read_declared(&b"abcdefgh"[..], 8, &mut budget).unwrap_err();
+        assert!(e.to_string().contains("declares 8"), "{e}");
+        // shorter and longer than declared
+        assert!(read_declared(&b"ab"[..], 3, &mut budget).is_err());
+        assert!(read_declared(&b"abcd"[..], 3, &mut budget).is_err());
+        // a huge declared length with a huge budget allocates only what arrives
+        let mut big = u64::MAX / 2;
+        assert!(read_declared(&b"ab"[..], 1 << 40, &mut big).is_err());
     }
 
     #[test]

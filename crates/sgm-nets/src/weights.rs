@@ -398,7 +398,7 @@ pub enum CheckpointWeights {
 mod pth {
     use super::*;
     use crate::pickle::{self, TensorRef, Value};
-    use std::io::{Cursor, Read};
+    use std::io::Cursor;
 
     /// A checkpoint held in memory: its decoded pickle and the zip holding the storages.
     pub(super) struct Checkpoint<'a> {
@@ -451,28 +451,8 @@ mod pth {
                 .by_name(name)
                 .map_err(|e| file_err(path, format!("{name}: {e}")))?;
             let declared = entry.size();
-            if declared > self.budget {
-                return Err(file_err(
-                    path,
-                    format!(
-                        "{name}: declares {declared} bytes, more than a file of this size can hold"
-                    ),
-                ));
-            }
-            // one byte past the declared size: reaching the entry's end checks its CRC
-            let mut buf = Vec::new();
-            entry
-                .take(declared + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| file_err(path, format!("{name}: {e}")))?;
-            if buf.len() as u64 != declared {
-                return Err(file_err(
-                    path,
-                    format!("{name}: declares {declared} bytes, holds {}", buf.len()),
-                ));
-            }
-            self.budget -= declared;
-            Ok(buf)
+            sgm_fs::read_declared(entry, declared, &mut self.budget)
+                .map_err(|e| file_err(path, format!("{name}: {e}")))
         }
 
         /// Materialises a tensor (any strides, stride 0 included) from its storage after

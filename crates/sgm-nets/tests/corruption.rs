@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sgm_nets::weights::{ParamEntry, parse_checkpoint, parse_safetensors};
 use sgm_nets::{CheckpointWeights, ScoreNet, param_entries};
-use sgm_testkit::corrupt::{self, CountingAlloc, Layout, Rng};
+use sgm_testkit::corrupt::{self, CountingAlloc, Layout, Rng, ZipSeed};
 use sgm_testkit::{TestBackend, cases, device};
 
 mod common;
@@ -36,56 +36,23 @@ fn seed_cases() -> Vec<(std::path::PathBuf, Vec<ParamEntry>, usize)> {
     v
 }
 
-fn kind(e: &sgm_nets::NetsError, file: &str) -> String {
-    let variant = format!("{e:?}");
-    let variant = variant
-        .split([' ', '(', '{'])
-        .next()
-        .unwrap_or("")
-        .to_string();
-    format!("{variant}: {}", corrupt::error_kind(&e.to_string(), file))
-}
-
 struct PthSeed {
-    file: Vec<u8>,
-    zip: Layout,
-    entries: Vec<(String, Vec<u8>)>,
+    zip: ZipSeed,
     pkl: usize,
-    pkl_layout: Layout,
     params: Vec<ParamEntry>,
     num_scales: usize,
 }
 
-/// A variant of a torch zip: a quarter mutate the zip itself (headers, sizes, offsets);
-/// the rest mutate `data.pkl` (mostly) or a storage and re-pack a valid zip, so that the
-/// mutation reaches the pickle reader and the tensor checks past the zip's CRCs.
+/// Four in five entry mutations hit `data.pkl`, the rest a storage.
 fn pth_variant(s: &PthSeed, rng: &mut Rng) -> (Vec<u8>, &'static str) {
-    if rng.below(4) == 0 {
-        return corrupt::mutate(&s.file, &s.zip, rng);
-    }
-    let mut entries = s.entries.clone();
-    let i = if rng.below(5) > 0 {
-        s.pkl
-    } else {
-        rng.below(entries.len())
-    };
-    let (bytes, kind) = if i == s.pkl {
-        corrupt::mutate(&entries[i].1, &s.pkl_layout, rng)
-    } else {
-        let l = Layout {
-            boundaries: (0..entries[i].1.len()).step_by(4).collect(),
-            ..Layout::default()
-        };
-        corrupt::mutate(&entries[i].1, &l, rng)
-    };
-    entries[i].1 = bytes;
-    if rng.below(10) == 0 {
-        // a duplicated entry name
-        let dup = entries[rng.below(entries.len())].clone();
-        entries.push(dup);
-        return (corrupt::zip_of(&entries), "duplicated segment");
-    }
-    (corrupt::zip_of(&entries), kind)
+    let n = s.zip.entries.len();
+    s.zip.variant(rng, |rng| {
+        if rng.below(5) > 0 {
+            s.pkl
+        } else {
+            rng.below(n)
+        }
+    })
 }
 
 #[test]
@@ -94,17 +61,27 @@ fn corrupted_checkpoints_are_errors_never_crashes() {
     let seeds: Vec<PthSeed> = seed_cases()
         .into_iter()
         .map(|(dir, params, num_scales)| {
-            let file = std::fs::read(dir.join("checkpoint.pth")).unwrap();
-            let entries = corrupt::zip_entries(&file);
-            let pkl = entries
+            let zip = ZipSeed::new(
+                std::fs::read(dir.join("checkpoint.pth")).unwrap(),
+                |name, b| {
+                    if name.ends_with("data.pkl") {
+                        corrupt::pickle_layout(b)
+                    } else {
+                        // storages: element boundaries
+                        Layout {
+                            boundaries: (0..b.len()).step_by(4).collect(),
+                            ..Layout::default()
+                        }
+                    }
+                },
+            );
+            let pkl = zip
+                .entries
                 .iter()
                 .position(|(n, _)| n.ends_with("data.pkl"))
                 .unwrap();
             PthSeed {
-                zip: corrupt::zip_layout(&file),
-                pkl_layout: corrupt::pickle_layout(&entries[pkl].1),
-                file,
-                entries,
+                zip,
                 pkl,
                 params,
                 num_scales,
@@ -114,14 +91,14 @@ fn corrupted_checkpoints_are_errors_never_crashes() {
     if seeds.is_empty() {
         return;
     }
-    let largest = seeds.iter().map(|s| s.file.len()).max().unwrap_or(0);
+    let largest = seeds.iter().map(|s| s.zip.file.len()).max().unwrap_or(0);
     let n = corrupt::variants(240);
     let r = corrupt::run("torch .pth", &seeds, n, 15, pth_variant, |s, bytes| {
         // the EMA path reads both `model` and the shadow params: every tensor check runs
         let which = CheckpointWeights::Ema;
         parse_checkpoint(Path::new("v.pth"), bytes, &s.params, s.num_scales, which)
             .map(|_| ())
-            .map_err(|e| kind(&e, "v.pth"))
+            .map_err(|e| corrupt::kind_of(&e, "v.pth"))
     });
     corrupt::assert_clean(&r, 4 * largest + (48 << 20), Duration::from_secs(20));
     assert!(r.ok > 0 && !r.errors.is_empty(), "{r:?}");
@@ -151,7 +128,7 @@ fn corrupted_safetensors_are_errors_never_crashes() {
         |_, bytes| {
             parse_safetensors(Path::new("v.safetensors"), bytes)
                 .map(|_| ())
-                .map_err(|e| kind(&e, "v.safetensors"))
+                .map_err(|e| corrupt::kind_of(&e, "v.safetensors"))
         },
     );
     corrupt::assert_clean(&r, 4 * largest + (16 << 20), Duration::from_secs(20));

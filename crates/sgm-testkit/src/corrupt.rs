@@ -263,6 +263,56 @@ pub fn zip_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     z.finish().map(|c| c.into_inner()).unwrap_or_default()
 }
 
+/// A valid zip file (torch checkpoint, `.npz`) prepared for mutation: its own layout, its
+/// entries and theirs.
+#[derive(Debug, Clone)]
+pub struct ZipSeed {
+    /// The file.
+    pub file: Vec<u8>,
+    /// Layout of the zip structure.
+    pub layout: Layout,
+    /// Entries, in order.
+    pub entries: Vec<(String, Vec<u8>)>,
+    /// Layout of each entry.
+    pub layouts: Vec<Layout>,
+}
+
+impl ZipSeed {
+    /// Prepares `file`; `layout_of(name, bytes)` gives each entry's layout.
+    pub fn new(file: Vec<u8>, layout_of: impl Fn(&str, &[u8]) -> Layout) -> ZipSeed {
+        let entries = zip_entries(&file);
+        ZipSeed {
+            layout: zip_layout(&file),
+            layouts: entries.iter().map(|(n, b)| layout_of(n, b)).collect(),
+            entries,
+            file,
+        }
+    }
+
+    /// A variant: a quarter mutate the zip itself (headers, sizes, offsets); the rest mutate
+    /// entry `pick(rng)` and re-pack a valid zip, so the mutation reaches the entry's parser
+    /// past the zip's CRCs; one in ten of those also duplicates an entry name.
+    pub fn variant(
+        &self,
+        rng: &mut Rng,
+        pick: impl Fn(&mut Rng) -> usize,
+    ) -> (Vec<u8>, &'static str) {
+        if self.entries.is_empty() || rng.below(4) == 0 {
+            return mutate(&self.file, &self.layout, rng);
+        }
+        let mut entries = self.entries.clone();
+        let i = pick(rng).min(entries.len() - 1);
+        let (bytes, kind) = mutate(&entries[i].1, &self.layouts[i], rng);
+        entries[i].1 = bytes;
+        if rng.below(10) == 0 {
+            let dup = entries[rng.below(entries.len())].clone();
+            entries.push(dup);
+            return (zip_of(&entries), "duplicated segment");
+        }
+        (zip_of(&entries), kind)
+    }
+}
+
 /// Layout of a pickle program (protocol ≤ 4 opcodes as `torch.save` writes them): opcode
 /// starts, their integer / length arguments, and torch storage type names.
 pub fn pickle_layout(b: &[u8]) -> Layout {
@@ -646,6 +696,13 @@ where
         );
     }
     r
+}
+
+/// An error's kind for the report: its enum variant and [`error_kind`] of its message.
+pub fn kind_of<E: std::fmt::Debug + std::fmt::Display>(e: &E, file: &str) -> String {
+    let debug = format!("{e:?}");
+    let variant = debug.split([' ', '(', '{']).next().unwrap_or("");
+    format!("{variant}: {}", error_kind(&e.to_string(), file))
 }
 
 /// The first words of an error message, with numbers and paths blanked: an error's kind.
