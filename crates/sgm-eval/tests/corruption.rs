@@ -219,3 +219,39 @@ fn corrupted_sample_arrays_are_errors_never_crashes() {
     );
     assert!(r.ok > 0 && !r.errors.is_empty(), "{r:?}");
 }
+
+/// A 40-byte PNG declaring 100 000 × 100 000 pixels (30 GB decoded) is an error from the
+/// decoder's limits, not an allocation failure; so is a CIFAR range past the end.
+#[test]
+fn huge_declared_sizes_are_errors() {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let chunk = |png: &mut Vec<u8>, kind: &[u8], data: &[u8]| {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        png.extend_from_slice(&[0; 4]); // CRC, fixed below
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(
+        &mut png,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
+    chunk(&mut png, b"IEND", &[]);
+    corrupt::png_fix_crcs(&mut png);
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let base = corrupt::reset_peak();
+    let e = decode_image(Path::new("huge.png"), &png).unwrap_err();
+    assert!(
+        corrupt::peak() - base < 1 << 20,
+        "{} B",
+        corrupt::peak() - base
+    );
+    assert!(e.to_string().contains("huge.png"), "{e}");
+    let e = parse_cifar10_bin(Path::new("c.bin"), &cifar_seed(), usize::MAX, Some(2)).unwrap_err();
+    assert!(e.to_string().contains("c.bin"), "{e}");
+}
