@@ -122,6 +122,8 @@ pub fn read_stats(path: &Path) -> Result<Stats> {
 /// is allocated; decompressed (`np.savez_compressed`) arrays may expand to at most 16 × the
 /// file's size, so memory stays bounded by the file's size.
 pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
+    sgm_fs::check_zip_directory(bytes)
+        .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
     let mut budget = (bytes.len() as u64).saturating_mul(16) + (1 << 20);

@@ -7,7 +7,8 @@
 //! at worst a stray `.<name>.tmp-<pid>-<n>` file, never a torn target.
 //!
 //! Reading untrusted files: [`read_declared`] reads a stream with a declared length (a zip
-//! entry) allocating only what arrives, within a budget tied to the file's size.
+//! entry) allocating only what arrives, within a budget tied to the file's size;
+//! [`check_zip_directory`] rejects zip end records declaring more entries than they hold.
 // Library code returns errors on user data; unwraps stay in tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -87,6 +88,49 @@ pub fn read_declared<R: Read>(r: R, declared: u64, budget: &mut u64) -> io::Resu
     Ok(buf)
 }
 
+/// Checks a zip archive's end records before a zip reader trusts them: the declared number
+/// of entries must fit in the declared central directory (46 bytes at least per entry), and
+/// the directory in the file. Zip readers reserve memory for every declared entry, so a
+/// small file declaring millions of entries would otherwise cost memory out of proportion
+/// to its size. Archives without an end record are left to the zip reader to reject.
+pub fn check_zip_directory(bytes: &[u8]) -> io::Result<()> {
+    let bad = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
+    let le = |at: usize, w: usize| -> Option<u64> {
+        let s = bytes.get(at..at.checked_add(w)?)?;
+        Some(s.iter().rev().fold(0u64, |v, &b| (v << 8) | b as u64))
+    };
+    // end of central directory record: the last signature within its maximal size
+    let from = bytes.len().saturating_sub(22 + 0xffff);
+    let Some(eocd) = bytes[from..]
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .map(|p| from + p)
+    else {
+        return Ok(());
+    };
+    // entries on this disk and in total (readers may use either)
+    let count = le(eocd + 8, 2).zip(le(eocd + 10, 2)).map(|(a, b)| a.max(b));
+    let (mut entries, mut size) = (count, le(eocd + 12, 4));
+    // zip64: the locator just before the record points at the zip64 end record
+    if eocd >= 20 && bytes.get(eocd - 20..eocd - 16) == Some(&b"PK\x06\x07"[..]) {
+        let rec = le(eocd - 12, 8).and_then(|r| usize::try_from(r).ok());
+        if let Some(r) =
+            rec.filter(|&r| bytes.get(r..).is_some_and(|s| s.starts_with(b"PK\x06\x06")))
+        {
+            entries = le(r + 24, 8).zip(le(r + 32, 8)).map(|(a, b)| a.max(b));
+            size = le(r + 40, 8);
+        }
+    }
+    match (entries, size) {
+        (Some(n), Some(sz)) if n.saturating_mul(46) <= sz && sz <= bytes.len() as u64 => Ok(()),
+        (Some(n), Some(sz)) => Err(bad(format!(
+            "zip directory declares {n} entries in {sz} bytes (file: {} bytes)",
+            bytes.len()
+        ))),
+        _ => Err(bad("truncated zip end record".into())),
+    }
+}
+
 /// Syncs the directory holding `path` so the rename itself survives a crash (best effort:
 /// not every platform can open a directory).
 fn sync_dir(path: &Path) {
@@ -153,6 +197,19 @@ mod tests {
         // a huge declared length with a huge budget allocates only what arrives
         let mut big = u64::MAX / 2;
         assert!(read_declared(&b"ab"[..], 1 << 40, &mut big).is_err());
+    }
+
+    #[test]
+    fn zip_directories_declaring_more_entries_than_they_hold_are_errors() {
+        // an empty archive's end record, then one declaring 65535 entries in 0 bytes
+        let mut eocd = b"PK\x05\x06".to_vec();
+        eocd.extend_from_slice(&[0; 18]);
+        check_zip_directory(&eocd).unwrap();
+        eocd[8..12].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        let e = check_zip_directory(&eocd).unwrap_err();
+        assert!(e.to_string().contains("65535 entries"), "{e}");
+        // not a zip at all: left to the zip reader
+        check_zip_directory(b"hello").unwrap();
     }
 
     #[test]

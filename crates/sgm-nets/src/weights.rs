@@ -413,6 +413,8 @@ mod pth {
     }
 
     pub(super) fn open<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<Checkpoint<'a>> {
+        sgm_fs::check_zip_directory(bytes)
+            .map_err(|e| file_err(path, format!("not a torch zip checkpoint: {e}")))?;
         let zip = zip::ZipArchive::new(Cursor::new(bytes))
             .map_err(|e| file_err(path, format!("not a torch zip checkpoint: {e}")))?;
         let prefix = zip

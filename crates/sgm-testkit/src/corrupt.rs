@@ -606,6 +606,8 @@ pub struct Report {
     pub max_file: usize,
     /// Highest memory above the baseline while loading one variant (bytes).
     pub peak_extra: usize,
+    /// The variant behind `peak_extra`: `#i (mutation)`.
+    pub peak_variant: String,
     /// Longest time one variant took to load.
     pub slowest: Duration,
 }
@@ -637,7 +639,8 @@ impl Report {
 /// produces a variant from a seed and the rng (e.g. [`mutate`] with the file's layout, or a
 /// mutation of an inner zip entry, re-packed). With
 /// `SGM_FUZZ_TRACE` set, each variant's number and mutation is printed before it is loaded
-/// (to find the one behind an abort).
+/// (to find the one behind an abort); `SGM_FUZZ_DUMP=i` writes variant `i` to the temp
+/// directory.
 pub fn run<S, M, L>(format: &str, seeds: &[S], n: usize, seed: u64, make: M, load: L) -> Report
 where
     M: Fn(&S, &mut Rng) -> (Vec<u8>, &'static str),
@@ -651,6 +654,9 @@ where
         return r;
     }
     let trace = std::env::var_os("SGM_FUZZ_TRACE").is_some();
+    let dump: Option<usize> = std::env::var("SGM_FUZZ_DUMP")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let mut rng = Rng::new(seed);
     for i in 0..n {
         let src = &seeds[i % seeds.len()];
@@ -659,12 +665,21 @@ where
         if trace {
             eprintln!("{format} #{i}: {kind}, {} bytes", bytes.len());
         }
+        if dump == Some(i) {
+            let p = std::env::temp_dir().join(format!("sgm-fuzz-variant-{i}.bin"));
+            let _ = std::fs::write(&p, &bytes);
+            eprintln!("{format} #{i} ({kind}) written to {}", p.display());
+        }
         r.max_file = r.max_file.max(bytes.len());
         let base = reset_peak();
         let t = Instant::now();
         let out = catch_unwind(AssertUnwindSafe(|| load(src, &bytes)));
         r.slowest = r.slowest.max(t.elapsed());
-        r.peak_extra = r.peak_extra.max(peak().saturating_sub(base));
+        let extra = peak().saturating_sub(base);
+        if extra > r.peak_extra {
+            r.peak_extra = extra;
+            r.peak_variant = format!("#{i} ({kind}, {} bytes)", bytes.len());
+        }
         match out {
             Ok(Ok(())) => r.ok += 1,
             Ok(Err(kind)) => *r.errors.entry(kind).or_default() += 1,
@@ -737,10 +752,11 @@ pub fn assert_clean(r: &Report, peak_limit: usize, time_limit: Duration) {
     );
     assert!(
         r.peak_extra <= peak_limit,
-        "{}: peak memory {} B above baseline exceeds the bound {} B",
+        "{}: peak memory {} B above baseline exceeds the bound {} B (variant {})",
         r.format,
         r.peak_extra,
-        peak_limit
+        peak_limit,
+        r.peak_variant
     );
     assert!(
         r.slowest <= time_limit,
