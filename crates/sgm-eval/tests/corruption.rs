@@ -255,3 +255,22 @@ fn huge_declared_sizes_are_errors() {
     let e = parse_cifar10_bin(Path::new("c.bin"), &cifar_seed(), usize::MAX, Some(2)).unwrap_err();
     assert!(e.to_string().contains("c.bin"), "{e}");
 }
+
+/// Inception weights whose zip entry declares 4 GiB in a 200-byte file: an error naming the
+/// file and the entry, before burn-store's reader reserves the declared size.
+#[test]
+fn inception_weights_declaring_huge_entries_are_errors() {
+    let entries = vec![("archive/data.pkl".to_string(), b"\x80\x02}q\x00.".to_vec())];
+    let mut zip = corrupt::zip_of(&entries);
+    for (sig, at) in [(&b"PK\x03\x04"[..], 22), (&b"PK\x01\x02"[..], 24)] {
+        let p = corrupt::find(&zip, sig).unwrap() + at;
+        zip[p..p + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    }
+    let path = scratch("inception").join("weights.pth");
+    std::fs::write(&path, &zip).unwrap();
+    let e = sgm_eval::InceptionV3::<sgm_testkit::TestBackend>::load(&path, &sgm_testkit::device())
+        .err()
+        .unwrap();
+    let m = e.to_string();
+    assert!(m.contains("weights.pth") && m.contains("data.pkl"), "{m}");
+}
