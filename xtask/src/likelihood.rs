@@ -6,12 +6,10 @@ use anyhow::{Result, bail};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use sde_core::{BackendNoise, NoiseSource, ScoreFn};
-use sgm_sample::{Hutchinson, LikelihoodConfig, Rk45Options};
+use sgm_sample::{Hutchinson, Rk45Options};
 
 use crate::backend::{Train, device};
-use crate::config::ExperimentConfig;
-use crate::model::load_model;
-use crate::sample::{ModelArgs, scaler_of, sde_of};
+use crate::sample::{ModelArgs, load_config};
 
 /// `cargo xtask likelihood`.
 #[derive(clap::Args, Debug)]
@@ -69,11 +67,11 @@ impl Running {
 }
 
 pub fn run_likelihood(args: LikelihoodArgs) -> Result<()> {
-    let config = ExperimentConfig::load(&args.model.config)?;
-    let sde = sde_of(&config, args.model.steps)?;
+    let config = load_config(&args.model, None)?;
+    let sde = config.sde_with_steps(args.model.steps)?;
     let dev = device();
     Train::seed(&dev, args.model.seed);
-    let net = load_model::<Train>(&config, &args.model.checkpoint, args.model.weights, &dev)?;
+    let net = args.model.network::<Train>(&config, &dev)?;
     let imgs = sgm_eval::read_images(&args.data, args.first, args.count)?;
     let [c, h, w] = config.image_shape();
     if [imgs.channels, imgs.height, imgs.width] != [c, h, w] {
@@ -83,14 +81,14 @@ pub fn run_likelihood(args: LikelihoodArgs) -> Result<()> {
             imgs.channels,
             imgs.height,
             imgs.width,
-            config.source
+            config.origin
         );
     }
     let pixels = &imgs.data;
     if args.batch_size == 0 {
         bail!("--batch-size must be positive");
     }
-    let mut cfg = LikelihoodConfig::new(scaler_of(&config));
+    let mut cfg = config.likelihood_config();
     cfg.hutchinson = Hutchinson::from_name(&args.hutchinson)?;
     cfg.solver = Rk45Options {
         rtol: args.tol,

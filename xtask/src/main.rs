@@ -27,8 +27,11 @@ enum Command {
     Info,
     /// List the official configs, or validate one (name or .toml path) and print it resolved.
     Config {
-        /// Official name (e.g. `ve/cifar10_ncsnpp_deep_continuous`) or path to a .toml file.
+        /// Official or short name (e.g. `ve/cifar10_ncsnpp_deep_continuous`, `ncsnpp-deep-cont`)
+        /// or path to a .toml file.
         name: Option<String>,
+        #[command(flatten)]
+        set: config::SetArgs,
     },
     /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
     Sample(sample::SampleArgs),
@@ -56,7 +59,7 @@ fn main() {
             println!("device: {:?}", backend::device());
             Ok(())
         }
-        Command::Config { name } => config::config_command(name.as_deref()),
+        Command::Config { name, set } => config::config_command(name.as_deref(), &set),
         Command::Sample(args) => sample::run_sample(args),
         Command::Likelihood(args) => likelihood::run_likelihood(args),
         Command::Fid(args) => fid::run_fid(args),

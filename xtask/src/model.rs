@@ -1,12 +1,7 @@
-//! Config + checkpoint → score network, for every command that needs one.
+//! `--weights`: which weights of an official checkpoint the network is loaded with
+//! (`ExperimentConfig::load_network` does the loading).
 
-use std::path::Path;
-
-use anyhow::{Context, Result, bail};
-use burn::prelude::*;
-use sgm_nets::{CheckpointWeights, ModelConfig, ScoreNet};
-
-use crate::config::ExperimentConfig;
+use sgm_nets::CheckpointWeights;
 
 /// Which weights of an official training checkpoint to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -17,52 +12,11 @@ pub enum Weights {
     Model,
 }
 
-/// The network config (`[model]` + the network keys of `[data]`) of an experiment config.
-pub fn model_config(config: &ExperimentConfig) -> Result<ModelConfig> {
-    let table = toml::Value::Table(config.network_table());
-    let cfg: ModelConfig = table.try_into().with_context(|| {
-        format!(
-            "{}: the [model] section does not describe an ncsnpp / ddpm network",
-            config.source
-        )
-    })?;
-    cfg.validate()
-        .with_context(|| format!("{}: invalid [model] section", config.source))?;
-    Ok(cfg)
-}
-
-/// Loads a score network from an official `.pth` training checkpoint (model or EMA weights) or
-/// a flat safetensors state dict with the reference's key names (sgm's own format too).
-pub fn load_model<B: Backend>(
-    config: &ExperimentConfig,
-    checkpoint: &Path,
-    weights: Weights,
-    device: &B::Device,
-) -> Result<ScoreNet<B>> {
-    let mut cfg = model_config(config)?;
-    // Every command evaluates the network (the reference's `model.eval()`): no dropout, also on
-    // autodiff backends where Burn would otherwise apply it.
-    cfg.model.dropout = 0.0;
-    if !checkpoint.is_file() {
-        bail!("checkpoint {} does not exist", checkpoint.display());
-    }
-    let ext = checkpoint
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
-    let net = match ext {
-        "pth" | "pt" => {
-            let which = match weights {
-                Weights::Ema => CheckpointWeights::Ema,
-                Weights::Model => CheckpointWeights::Model,
-            };
-            sgm_nets::load_checkpoint::<B>(&cfg, checkpoint, which, device)
+impl From<Weights> for CheckpointWeights {
+    fn from(w: Weights) -> Self {
+        match w {
+            Weights::Ema => CheckpointWeights::Ema,
+            Weights::Model => CheckpointWeights::Model,
         }
-        "safetensors" => sgm_nets::load_safetensors::<B>(&cfg, checkpoint, device),
-        _ => bail!(
-            "checkpoint {}: unknown format (expected an official .pth checkpoint or a .safetensors state dict)",
-            checkpoint.display()
-        ),
-    };
-    net.with_context(|| format!("cannot load checkpoint {}", checkpoint.display()))
+    }
 }

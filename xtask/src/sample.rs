@@ -5,20 +5,25 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
-use sde_core::{AnySde, BackendNoise, ScoreFn, ScoreFunction, Sde};
-use sgm_sample::{DataScaler, OdeConfig, PcConfig, Rk45Options};
+use sde_core::{BackendNoise, ScoreFn, ScoreFunction};
+use sgm_config::{ConfigSampler, ExperimentConfig, Override};
+use sgm_nets::ScoreNet;
+use sgm_sample::{Rk45Options, Sampler};
 
 use crate::backend::{Inner, device};
-use crate::config::{self, ExperimentConfig, SamplingMethod};
+use crate::config::SetArgs;
 use crate::images;
-use crate::model::{Weights, load_model};
+use crate::model::Weights;
 
 /// What every generating command needs: config, checkpoint, seed, output folder.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// Official config name (e.g. `ve/cifar10_ncsnpp_deep_continuous`) or a .toml path.
+    /// Official or short config name (e.g. `ve/cifar10_ncsnpp_deep_continuous`,
+    /// `ncsnpp-deep-cont`) or a .toml path.
     #[arg(long)]
     pub config: String,
+    #[command(flatten)]
+    pub set: SetArgs,
     /// Official `.pth` training checkpoint or a `.safetensors` state dict (reference key names).
     #[arg(long)]
     pub checkpoint: PathBuf,
@@ -36,33 +41,76 @@ pub struct ModelArgs {
     pub out: PathBuf,
 }
 
-/// Sampler knobs; unset ones come from the config's `[sampling]` section.
+impl ModelArgs {
+    /// The network of `config` with the weights of `--checkpoint` (`--weights`).
+    pub fn network<B: Backend>(
+        &self,
+        config: &ExperimentConfig,
+        device: &B::Device,
+    ) -> Result<ScoreNet<B>> {
+        Ok(config.load_network(&self.checkpoint, self.weights.into(), device)?)
+    }
+}
+
+/// Sampler knobs; unset ones come from the config's `[sampling]` section (each one is a
+/// `--set sampling.…` override, validated like the config).
 #[derive(clap::Args, Debug, Clone)]
 pub struct SamplerArgs {
-    /// `pc` or `ode`.
+    /// `pc` or `ode` (`sampling.method`).
     #[arg(long)]
     pub method: Option<String>,
-    /// euler_maruyama | reverse_diffusion | ancestral_sampling | none.
+    /// euler_maruyama | reverse_diffusion | ancestral_sampling | none (`sampling.predictor`).
     #[arg(long)]
     pub predictor: Option<String>,
-    /// langevin | ald | none.
+    /// langevin | ald | none (`sampling.corrector`).
     #[arg(long)]
     pub corrector: Option<String>,
-    /// Corrector signal-to-noise ratio.
+    /// Corrector signal-to-noise ratio (`sampling.snr`).
     #[arg(long)]
-    pub snr: Option<f32>,
-    /// Corrector steps per time step.
+    pub snr: Option<f64>,
+    /// Corrector steps per time step (`sampling.n_steps_each`).
     #[arg(long)]
     pub n_steps: Option<usize>,
-    /// Predictor on the probability-flow ODE.
+    /// Predictor on the probability-flow ODE (`sampling.probability_flow = true`).
     #[arg(long)]
     pub probability_flow: bool,
-    /// Return the last noisy iterate instead of its noise-free mean.
+    /// Return the last noisy iterate instead of its noise-free mean
+    /// (`sampling.noise_removal = false`).
     #[arg(long)]
     pub no_denoise: bool,
     /// ODE solver relative and absolute tolerance.
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
+}
+
+impl SamplerArgs {
+    /// The flags given, as overrides of `[sampling]`.
+    fn overrides(&self) -> Vec<Override> {
+        let mut o = Vec::new();
+        let mut set = |key: &str, value: Option<toml::Value>| {
+            if let Some(v) = value {
+                o.push(Override::new(format!("sampling.{key}"), v));
+            }
+        };
+        set("method", self.method.clone().map(Into::into));
+        set("predictor", self.predictor.clone().map(Into::into));
+        set("corrector", self.corrector.clone().map(Into::into));
+        set("snr", self.snr.map(Into::into));
+        set("n_steps_each", self.n_steps.map(|n| (n as i64).into()));
+        set(
+            "probability_flow",
+            self.probability_flow.then_some(true.into()),
+        );
+        set("noise_removal", self.no_denoise.then_some(false.into()));
+        o
+    }
+}
+
+/// The config of `--config`, with `--set` and the sampler flags applied.
+pub fn load_config(model: &ModelArgs, sampler: Option<&SamplerArgs>) -> Result<ExperimentConfig> {
+    let mut overrides = model.set.overrides()?;
+    overrides.extend(sampler.map(SamplerArgs::overrides).unwrap_or_default());
+    Ok(ExperimentConfig::load_with(&model.config, &overrides)?)
 }
 
 /// `cargo xtask sample`.
@@ -75,52 +123,6 @@ pub struct SampleArgs {
     /// Number of samples.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-}
-
-/// The SDE of the config, with `steps` overriding N.
-pub fn sde_of(config: &ExperimentConfig, steps: Option<usize>) -> Result<AnySde> {
-    let sde = config.sde()?;
-    let Some(n) = steps else { return Ok(sde) };
-    let f = |k: &str| config.model_f64(k).unwrap_or(f64::NAN);
-    Ok(AnySde::from_reference(
-        sde.kind(),
-        f("sigma_min"),
-        f("sigma_max"),
-        f("beta_min"),
-        f("beta_max"),
-        n,
-    )?)
-}
-
-/// The data scaler of the config (`data.centered`).
-pub fn scaler_of(config: &ExperimentConfig) -> DataScaler {
-    if config.data.centered {
-        DataScaler::Centered
-    } else {
-        DataScaler::Identity
-    }
-}
-
-/// PC options from the config's `[sampling]` section and the command-line overrides.
-pub fn pc_config(config: &ExperimentConfig, sde: &AnySde, a: &SamplerArgs) -> Result<PcConfig> {
-    let s = &config.sampling;
-    let predictor = match &a.predictor {
-        Some(p) => sgm_sample::Predictor::from_name(p)?,
-        None => sgm_sample::Predictor::from_name(config::predictor_name(s.predictor))?,
-    };
-    let corrector = match &a.corrector {
-        Some(c) => sgm_sample::Corrector::from_name(c)?,
-        None => sgm_sample::Corrector::from_name(config::corrector_name(s.corrector))?,
-    };
-    let mut cfg = PcConfig::new(predictor, corrector, sde);
-    cfg.snr = a.snr.unwrap_or(s.snr as f32);
-    cfg.n_steps = a.n_steps.unwrap_or(s.n_steps_each);
-    cfg.probability_flow = a.probability_flow || s.probability_flow;
-    cfg.denoise = !a.no_denoise && s.noise_removal;
-    cfg.eps = config.sampling_eps() as f64;
-    cfg.scaler = scaler_of(config);
-    cfg.validate(sde)?;
-    Ok(cfg)
 }
 
 /// A score function that ticks a progress bar on every network call.
@@ -161,22 +163,6 @@ impl<B: Backend> ScoreFunction<B> for Progress<'_, B> {
     }
 }
 
-/// Network calls of a PC run.
-fn pc_calls(cfg: &PcConfig, sde: &AnySde) -> u64 {
-    let n = sde.num_steps() as u64;
-    let p = u64::from(cfg.predictor != sgm_sample::Predictor::None);
-    let c = if cfg.corrector == sgm_sample::Corrector::None {
-        0
-    } else {
-        cfg.n_steps as u64
-    };
-    n * (p + c)
-}
-
-fn continuous(config: &ExperimentConfig) -> bool {
-    config.training.continuous
-}
-
 /// Writes `name.png` (grid) and `name.safetensors` (raw samples) under `out`.
 fn save_outputs(out: &Path, name: &str, x: Tensor<Inner, 4>) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -194,62 +180,32 @@ fn save_outputs(out: &Path, name: &str, x: Tensor<Inner, 4>) -> Result<()> {
 }
 
 pub fn run_sample(args: SampleArgs) -> Result<()> {
-    let config = ExperimentConfig::load(&args.model.config)?;
-    let sde = sde_of(&config, args.model.steps)?;
+    let config = load_config(&args.model, Some(&args.sampler))?;
+    let mut sampler = config.sampler_for(config.sde_with_steps(args.model.steps)?)?;
+    if let ConfigSampler::Ode(ode) = &mut sampler {
+        ode.config.solver = Rk45Options {
+            rtol: args.sampler.tol,
+            atol: args.sampler.tol,
+            ..Rk45Options::default()
+        };
+    }
     let dev = device();
     Inner::seed(&dev, args.model.seed);
-    let net = load_model::<Inner>(&config, &args.model.checkpoint, args.model.weights, &dev)?;
+    let net = args.model.network::<Inner>(&config, &dev)?;
     let [c, h, w] = config.image_shape();
-    let shape = [args.batch_size, c, h, w];
-    let method = match args.sampler.method.as_deref() {
-        Some("pc") => SamplingMethod::Pc,
-        Some("ode") => SamplingMethod::Ode,
-        Some(other) => bail!("unknown --method `{other}` (pc | ode)"),
-        None => config.sampling.method,
+    let score = ScoreFn::new(sampler.sde(), &net, sampler.continuous_score());
+    let what = match sampler {
+        ConfigSampler::Pc { .. } => "PC sampling",
+        ConfigSampler::Ode(_) => "ODE sampling",
     };
-    let out = match method {
-        SamplingMethod::Pc => {
-            let cfg = pc_config(&config, &sde, &args.sampler)?;
-            let score = ScoreFn::new(&sde, &net, continuous(&config));
-            let progress = Progress::new(&score, Some(pc_calls(&cfg, &sde)), "PC sampling");
-            let out = sgm_sample::pc_sample(
-                &sde,
-                &progress,
-                &cfg,
-                shape,
-                &sgm_sample::NoProjection,
-                &mut BackendNoise,
-                &dev,
-            )?;
-            progress.finish();
-            out
-        }
-        SamplingMethod::Ode => {
-            let mut cfg = OdeConfig::new(&sde);
-            cfg.solver = Rk45Options {
-                rtol: args.sampler.tol,
-                atol: args.sampler.tol,
-                ..Rk45Options::default()
-            };
-            cfg.eps = config.sampling_eps() as f64;
-            cfg.denoise = !args.sampler.no_denoise && config.sampling.noise_removal;
-            cfg.scaler = scaler_of(&config);
-            // The ODE sampler always uses the continuous score (reference get_ode_sampler).
-            let score = ScoreFn::new(&sde, &net, true);
-            let progress = Progress::new(&score, None, "ODE sampling");
-            let out = sgm_sample::ode_sample(
-                &sde,
-                &progress,
-                &cfg,
-                shape,
-                None,
-                &mut BackendNoise,
-                &dev,
-            )?;
-            progress.finish();
-            out
-        }
-    };
+    let progress = Progress::new(&score, sampler.planned_calls(), what);
+    let out = sampler.sample(
+        &progress,
+        [args.batch_size, c, h, w],
+        &mut BackendNoise,
+        &dev,
+    )?;
+    progress.finish();
     println!(
         "NFE: {} network calls (the reference reports {})",
         out.nfe, out.reference_nfe
@@ -282,28 +238,26 @@ fn read_inputs(config: &ExperimentConfig, paths: &[PathBuf]) -> Result<Tensor<In
             dims[1],
             dims[2],
             dims[3],
-            config.source
+            config.origin
         );
     }
     let x = Tensor::<Inner, 4>::from_data(TensorData::new(data, dims), &device());
-    Ok(scaler_of(config).scale(x))
+    Ok(config.scaler().scale(x))
 }
 
 /// `inpaint` (mask given) or `colorize` (no mask: the inputs are turned grey first).
 pub fn run_controllable(args: ControlArgs, colorize: bool) -> Result<()> {
-    let config = ExperimentConfig::load(&args.model.config)?;
-    let sde = sde_of(&config, args.model.steps)?;
+    let config = load_config(&args.model, Some(&args.sampler))?;
+    let sde = config.sde_with_steps(args.model.steps)?;
+    let cfg = config.controllable_config(&sde)?;
     let dev = device();
     Inner::seed(&dev, args.model.seed);
-    let net = load_model::<Inner>(&config, &args.model.checkpoint, args.model.weights, &dev)?;
+    let net = args.model.network::<Inner>(&config, &dev)?;
     let x = read_inputs(&config, &args.images)?;
-    let mut cfg = pc_config(&config, &sde, &args.sampler)?;
-    // The reference's controllable samplers use eps = 1e-5 for every SDE.
-    cfg.eps = 1e-5;
-    let score = ScoreFn::new(&sde, &net, continuous(&config));
+    let score = ScoreFn::new(&sde, &net, config.training.continuous);
     let progress = Progress::new(
         &score,
-        Some(pc_calls(&cfg, &sde)),
+        Some(cfg.network_calls(&sde) as u64),
         if colorize { "colorizing" } else { "inpainting" },
     );
     let out = if colorize {

@@ -39,38 +39,18 @@ fn ok(out: &Output) {
 
 /// An official config shrunk to a tiny 16×16 network, and its (untrained) weights.
 fn tiny(dir: &Path, base: &str) -> (PathBuf, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-    let text = std::fs::read_to_string(root.join(format!("{base}.toml"))).unwrap();
-    let mut cfg: toml::Table = text.parse().unwrap();
-    let model = cfg["model"].as_table_mut().unwrap();
-    model.insert("nf".into(), 8.into());
-    model.insert("num_res_blocks".into(), 1.into());
-    model.insert(
-        "ch_mult".into(),
-        toml::Value::Array(vec![1.into(), 2.into()]),
-    );
-    model.insert(
-        "attn_resolutions".into(),
-        toml::Value::Array(vec![8.into()]),
-    );
-    cfg["data"]
-        .as_table_mut()
-        .unwrap()
-        .insert("image_size".into(), 16.into());
+    let overrides = [
+        "model.nf=8",
+        "model.num_res_blocks=1",
+        "model.ch_mult=[1, 2]",
+        "model.attn_resolutions=[8]",
+        "data.image_size=16",
+    ]
+    .map(|s| s.parse().unwrap());
+    let cfg = sgm_config::ExperimentConfig::load_with(base, &overrides).unwrap();
     let config = dir.join("tiny.toml");
-    std::fs::write(&config, toml::to_string(&cfg).unwrap()).unwrap();
-    // The network part: [model] + the network keys of [data].
-    let data = &cfg["data"];
-    let mut net = toml::Table::new();
-    net.insert("model".into(), cfg["model"].clone());
-    let mut d = toml::Table::new();
-    for k in ["image_size", "num_channels", "centered"] {
-        d.insert(k.into(), data[k].clone());
-    }
-    net.insert("data".into(), toml::Value::Table(d));
-    let mcfg: sgm_nets::ModelConfig = toml::Value::Table(net).try_into().unwrap();
-    let device = Default::default();
-    let model = sgm_nets::ScoreNet::<Flex>::new(&mcfg, &device).unwrap();
+    std::fs::write(&config, cfg.to_toml().unwrap()).unwrap();
+    let model = cfg.network::<Flex>(&Default::default()).unwrap();
     let weights = dir.join("tiny.safetensors");
     sgm_nets::save_safetensors(&model, &weights).unwrap();
     (config, weights)
@@ -291,6 +271,87 @@ fn bad_input_is_one_clear_error() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn config_lists_resolves_names_and_applies_set() {
+    let o = xtask(&["config"]);
+    ok(&o);
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(list.lines().count(), 39, "{list}");
+    assert!(
+        list.lines().any(|l| l
+            .split_whitespace()
+            .eq(["ve/ncsnpp-deep-cont", "ve/cifar10_ncsnpp_deep_continuous"])),
+        "{list}"
+    );
+
+    let o = xtask(&[
+        "config",
+        "ncsnpp-deep-cont",
+        "--set",
+        "training.batch_size=8",
+    ]);
+    ok(&o);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("ve/cifar10_ncsnpp_deep_continuous"), "{text}");
+    assert!(text.contains("batch_size = 8"), "{text}");
+    assert!(text.contains("VESDE with N = 1000"), "{text}");
+
+    for (args, needle) in [
+        (vec!["config", "ddpmpp-deep-cont"], "vp/ddpmpp-deep-cont"),
+        (vec!["config", "no-such-config"], "no-such-config"),
+        (
+            vec!["config", "ve/ncsnpp", "--set", "training.batch_sise=8"],
+            "batch_sise",
+        ),
+        (
+            vec!["config", "ve/ncsnpp", "--set", "training.batch_size"],
+            "KEY=VALUE",
+        ),
+    ] {
+        let o = xtask(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn sample_reads_set_overrides() {
+    let tmp = Tmp::new("set");
+    let (config, weights) = tiny(&tmp.0, "ve/ncsnpp-cont");
+    let out = tmp.0.join("out");
+    let (c, w, out) = (
+        config.to_str().unwrap(),
+        weights.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let sample = |set: &str| {
+        let args = [
+            "--steps",
+            "3",
+            "--batch-size",
+            "1",
+            "--out",
+            out,
+            "--set",
+            set,
+        ];
+        xtask(&[&["sample", "--config", c, "--checkpoint", w], &args[..]].concat())
+    };
+    let o = sample("sampling.n_steps_each=2");
+    ok(&o);
+    // N = 3 steps of one predictor and two corrector calls (the config has one).
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("NFE: 9 network calls"), "{text}");
+    let o = sample("sampling.snr=fast");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("snr") && err.contains("fast"), "{err}");
 }
 
 #[test]

@@ -193,20 +193,40 @@ where
     M: ScoreModel<B> + ?Sized,
     N: NoiseSource<B>,
 {
+    cfg.check(sde.kind())?;
     if cfg.continuous {
         return dsm_loss(sde, model, x0, cfg, noise);
-    }
-    if cfg.likelihood_weighting {
-        return Err(SdeError::Unsupported(
-            "likelihood weighting is not supported for the discrete SMLD / DDPM losses".into(),
-        ));
     }
     match sde {
         AnySde::Ve(ve) => smld_loss(ve, model, x0, cfg.reduce_mean, noise),
         AnySde::Vp(vp) => ddpm_loss(vp, model, x0, cfg.reduce_mean, noise),
-        AnySde::SubVp(_) => Err(SdeError::Unsupported(format!(
-            "discrete training of the {} is not defined (use continuous = true)",
-            SdeKind::SubVp.reference_name()
-        ))),
+        AnySde::SubVp(_) => Err(discrete_subvp()),
     }
+}
+
+impl LossConfig {
+    /// Whether [`training_loss`] is defined for an SDE of `kind` with these knobs (reference
+    /// `get_step_fn`): the discrete losses exist for VE (SMLD) and VP (DDPM) only, and without
+    /// likelihood weighting. Lets a config be rejected before any training.
+    pub fn check(&self, kind: SdeKind) -> Result<()> {
+        if self.continuous {
+            return Ok(());
+        }
+        if self.likelihood_weighting {
+            return Err(SdeError::Unsupported(
+                "likelihood weighting is not supported for the discrete SMLD / DDPM losses".into(),
+            ));
+        }
+        if kind == SdeKind::SubVp {
+            return Err(discrete_subvp());
+        }
+        Ok(())
+    }
+}
+
+fn discrete_subvp() -> SdeError {
+    SdeError::Unsupported(format!(
+        "discrete training of the {} is not defined (use continuous = true)",
+        SdeKind::SubVp.reference_name()
+    ))
 }

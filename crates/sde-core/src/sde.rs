@@ -21,6 +21,9 @@ pub enum SdeKind {
 }
 
 impl SdeKind {
+    /// Every kind, in the paper's order.
+    pub const ALL: [SdeKind; 3] = [SdeKind::Ve, SdeKind::Vp, SdeKind::SubVp];
+
     /// The reference class name (`VESDE`, `VPSDE`, `subVPSDE`).
     pub fn reference_name(self) -> &'static str {
         match self {
@@ -28,6 +31,23 @@ impl SdeKind {
             SdeKind::Vp => "VPSDE",
             SdeKind::SubVp => "subVPSDE",
         }
+    }
+
+    /// The config name of `training.sde` (`vesde`, `vpsde`, `subvpsde`): the class name in
+    /// lower case.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            SdeKind::Ve => "vesde",
+            SdeKind::Vp => "vpsde",
+            SdeKind::SubVp => "subvpsde",
+        }
+    }
+
+    /// Parses a class name or config name, case-insensitively (`VESDE`, `vesde`, `subVPSDE`, …).
+    pub fn from_name(name: &str) -> Option<SdeKind> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.reference_name().eq_ignore_ascii_case(name.trim()))
     }
 }
 

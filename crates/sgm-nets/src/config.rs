@@ -28,6 +28,16 @@ pub enum ModelName {
     Ddpm,
 }
 
+impl ModelName {
+    /// The registered name (`ncsnpp`, `ddpm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelName::Ncsnpp => "ncsnpp",
+            ModelName::Ddpm => "ddpm",
+        }
+    }
+}
+
 /// `resblock_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -171,8 +171,12 @@ impl<B: Backend> Projection<B> for Colorize<B> {
     }
 }
 
-/// PC inpainting of `data` (model space) with `mask` (1 = known). Default `eps` of the
-/// reference's inpainter is 1e-5 for every SDE; set it in `cfg`.
+/// The `eps` of the reference's controllable samplers (`get_pc_inpainter`,
+/// `get_pc_colorizer`): 1e-5 for every SDE, unlike the per-SDE `sampling_eps` of `run_lib`.
+pub const CONTROLLABLE_EPS: f64 = 1e-5;
+
+/// PC inpainting of `data` (model space) with `mask` (1 = known). Set `cfg.eps` to
+/// [`CONTROLLABLE_EPS`] for the reference's inpainter.
 pub fn pc_inpaint<B: Backend, N: NoiseSource<B>>(
     sde: &AnySde,
     score: &dyn ScoreFunction<B>,

@@ -36,7 +36,7 @@ pub mod rk45;
 pub mod sampler;
 pub mod util;
 
-pub use controllable::{Colorize, Inpaint, pc_colorize, pc_inpaint};
+pub use controllable::{CONTROLLABLE_EPS, Colorize, Inpaint, pc_colorize, pc_inpaint};
 pub use error::{Result, SampleError};
 pub use guidance::{GuidedScore, NoiseConditionalClassifier};
 pub use likelihood::{Hutchinson, LikelihoodConfig, LikelihoodOutput, likelihood};

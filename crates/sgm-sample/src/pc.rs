@@ -37,36 +37,66 @@ pub enum Corrector {
 }
 
 impl Predictor {
+    /// Every predictor.
+    pub const ALL: [Predictor; 4] = [
+        Predictor::EulerMaruyama,
+        Predictor::ReverseDiffusion,
+        Predictor::AncestralSampling,
+        Predictor::None,
+    ];
+
+    /// The reference registry name (`config.sampling.predictor`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Predictor::EulerMaruyama => "euler_maruyama",
+            Predictor::ReverseDiffusion => "reverse_diffusion",
+            Predictor::AncestralSampling => "ancestral_sampling",
+            Predictor::None => "none",
+        }
+    }
+
     /// Parses the reference registry name (case-insensitive).
     pub fn from_name(name: &str) -> Result<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "euler_maruyama" => Ok(Self::EulerMaruyama),
-            "reverse_diffusion" => Ok(Self::ReverseDiffusion),
-            "ancestral_sampling" => Ok(Self::AncestralSampling),
-            "none" => Ok(Self::None),
-            other => Err(SampleError::InvalidOption {
-                name: "predictor",
-                reason: format!(
-                    "unknown predictor `{other}` (euler_maruyama | reverse_diffusion | ancestral_sampling | none)"
-                ),
-            }),
-        }
+        parse_name(name, &Self::ALL, Self::name, "predictor")
     }
 }
 
 impl Corrector {
-    /// Parses the reference registry name (case-insensitive).
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "langevin" => Ok(Self::Langevin),
-            "ald" => Ok(Self::Ald),
-            "none" => Ok(Self::None),
-            other => Err(SampleError::InvalidOption {
-                name: "corrector",
-                reason: format!("unknown corrector `{other}` (langevin | ald | none)"),
-            }),
+    /// Every corrector.
+    pub const ALL: [Corrector; 3] = [Corrector::Langevin, Corrector::Ald, Corrector::None];
+
+    /// The reference registry name (`config.sampling.corrector`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Corrector::Langevin => "langevin",
+            Corrector::Ald => "ald",
+            Corrector::None => "none",
         }
     }
+
+    /// Parses the reference registry name (case-insensitive).
+    pub fn from_name(name: &str) -> Result<Self> {
+        parse_name(name, &Self::ALL, Self::name, "corrector")
+    }
+}
+
+/// The member of `all` whose `name` equals `input` (case-insensitive), or an error listing them.
+fn parse_name<T: Copy>(
+    input: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+    what: &'static str,
+) -> Result<T> {
+    all.iter()
+        .copied()
+        .find(|&v| name(v).eq_ignore_ascii_case(input))
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|&v| name(v)).collect();
+            SampleError::InvalidOption {
+                name: what,
+                reason: format!("unknown {what} `{input}` ({})", names.join(" | ")),
+            }
+        })
 }
 
 /// Options of the PC sampler (`get_pc_sampler` arguments).
@@ -109,6 +139,18 @@ impl PcConfig {
     /// The NFE the reference reports: `N · (n_steps + 1)`, whatever the predictor/corrector.
     pub fn reference_nfe(&self, sde: &impl Sde) -> usize {
         sde.num_steps() * (self.n_steps + 1)
+    }
+
+    /// The network calls a run makes: `N · (p + c)` with `p` = 1 unless the predictor is
+    /// `none` and `c = n_steps` unless the corrector is `none`.
+    pub fn network_calls(&self, sde: &impl Sde) -> usize {
+        let p = usize::from(self.predictor != Predictor::None);
+        let c = if self.corrector == Corrector::None {
+            0
+        } else {
+            self.n_steps
+        };
+        sde.num_steps() * (p + c)
     }
 
     /// Rejects the combinations on which the reference raises (fixtures

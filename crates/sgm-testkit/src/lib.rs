@@ -383,12 +383,7 @@ fn str_list(v: &Value) -> Vec<String> {
 /// `{class, N, beta_min, beta_max}`).
 pub fn sde_from_json(v: &Value) -> Result<AnySde, String> {
     let class = v["class"].as_str().ok_or("sde.class missing")?;
-    let kind = match class {
-        "VESDE" => SdeKind::Ve,
-        "VPSDE" => SdeKind::Vp,
-        "subVPSDE" => SdeKind::SubVp,
-        other => return Err(format!("unknown SDE class {other}")),
-    };
+    let kind = SdeKind::from_name(class).ok_or(format!("unknown SDE class {class}"))?;
     let n = v["N"].as_u64().ok_or("sde.N missing")? as usize;
     let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     AnySde::from_reference(
