@@ -54,7 +54,10 @@ fn range(
         Some(end) if first < end && end <= n => Ok(end),
         _ => Err(format!(
             "{what} {first}..{} requested, the file holds {n}",
-            count.map_or("end".to_string(), |c| format!("+{c}"))
+            end.map_or_else(
+                || format!("({first} + {})", count.unwrap_or_default()),
+                |e| e.to_string()
+            )
         )),
     }
 }
