@@ -49,8 +49,12 @@ pub fn write_grid(path: &Path, dims: &[usize], data: &[f32], ncol: usize) -> Res
             }
         }
     }
-    img.save(path)
-        .with_context(|| format!("cannot write {}", path.display()))
+    // atomically: an interrupted run leaves the old grid or the new one
+    sgm_fs::write_atomic(path, |w| {
+        img.write_with_encoder(image::codecs::png::PngEncoder::new(w))
+            .map_err(std::io::Error::other)
+    })
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes the raw samples (`samples`: float32 `[B, C, H, W]` in [0, 1]) as safetensors.
@@ -58,10 +62,9 @@ pub fn write_samples(path: &Path, dims: &[usize], data: &[f32]) -> Result<()> {
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.to_vec(), &bytes)
         .context("sample tensor")?;
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file([(SAMPLES_TENSOR, view)], None, &tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let file = safetensors::serialize([(SAMPLES_TENSOR, view)], None).context("sample tensor")?;
+    sgm_fs::write_atomic_bytes(path, &file)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Reads PNG images (all the same size) into a `[B, 3, H, W]` float batch in [0, 1].
@@ -71,7 +74,7 @@ pub fn read_pngs(paths: &[impl AsRef<Path>]) -> Result<(Vec<usize>, Vec<f32>)> {
     let mut size = None;
     for p in paths {
         let p = p.as_ref();
-        let img = image::open(p)
+        let img = sgm_eval::images::open_image(p)
             .with_context(|| format!("cannot read image {}", p.display()))?
             .to_rgb8();
         let (w, h) = img.dimensions();
@@ -93,13 +96,13 @@ pub fn read_pngs(paths: &[impl AsRef<Path>]) -> Result<(Vec<usize>, Vec<f32>)> {
             }
         }
     }
-    let (w, h) = size.expect("at least one image");
+    let (w, h) = size.context("no input images")?;
     Ok((vec![paths.len(), 3, h as usize, w as usize], data))
 }
 
 /// Reads a mask PNG (`[H, W]`, white = known) and repeats it over 3 channels and `batch` images.
 pub fn read_mask(path: &Path, batch: usize, h: usize, w: usize) -> Result<Vec<f32>> {
-    let img = image::open(path)
+    let img = sgm_eval::images::open_image(path)
         .with_context(|| format!("cannot read mask {}", path.display()))?
         .to_luma8();
     ensure!(

@@ -46,6 +46,9 @@ pub enum SdeError {
     /// A recorded-noise replay was asked for a draw it does not hold.
     #[error("noise replay: {0}")]
     Replay(String),
+    /// The score model rejected its input (wrong image shape, label outside its table).
+    #[error("score model: {0}")]
+    Model(String),
 }
 
 /// Result alias of this crate.

@@ -23,6 +23,8 @@
 //!
 //! ## Errors
 //! Wrong batch sizes and times outside `[0, T]` return [`SdeError`]; nothing is clamped.
+// Library code returns errors on user data; unwraps stay in tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod analytic;
 pub mod any;

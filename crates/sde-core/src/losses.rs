@@ -137,7 +137,7 @@ where
         .normal(dims, &device)?
         .mul(per_sample::<B, 4>(&sigmas, &device));
     let perturbed = noise_t.clone() + x0;
-    let score = model.forward(perturbed, Labels::Int(labels));
+    let score = model.try_forward(perturbed, Labels::Int(labels))?;
     let target = noise_t.neg().div(per_sample::<B, 4>(&sig2, &device));
     let losses =
         reduce((score - target).square(), reduce_mean).mul(per_sample::<B, 1>(&sig2, &device));
@@ -174,7 +174,7 @@ where
     let z = noise.normal(dims, &device)?;
     let perturbed =
         per_sample::<B, 4>(&a, &device).mul(x0) + per_sample::<B, 4>(&s, &device).mul(z.clone());
-    let out = model.forward(perturbed, Labels::Int(labels));
+    let out = model.try_forward(perturbed, Labels::Int(labels))?;
     Ok(reduce((out - z).square(), reduce_mean).mean())
 }
 

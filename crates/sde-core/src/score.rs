@@ -41,11 +41,22 @@ impl<B: Backend> Labels<B> {
 pub trait ScoreModel<B: Backend> {
     /// Network output for images `x` `[B, C, H, W]` and labels `[B]`.
     fn forward(&self, x: Tensor<B, 4>, labels: Labels<B>) -> Tensor<B, 4>;
+
+    /// [`ScoreModel::forward`] that reports input the model cannot take (wrong channels or
+    /// size, a batch that differs from the labels', a label outside its table) as
+    /// [`SdeError::Model`](crate::SdeError::Model) instead of panicking. Score functions and
+    /// losses call this; models with such preconditions override it.
+    fn try_forward(&self, x: Tensor<B, 4>, labels: Labels<B>) -> Result<Tensor<B, 4>> {
+        Ok(self.forward(x, labels))
+    }
 }
 
 impl<B: Backend, M: ScoreModel<B> + ?Sized> ScoreModel<B> for &M {
     fn forward(&self, x: Tensor<B, 4>, labels: Labels<B>) -> Tensor<B, 4> {
         (**self).forward(x, labels)
+    }
+    fn try_forward(&self, x: Tensor<B, 4>, labels: Labels<B>) -> Result<Tensor<B, 4>> {
+        (**self).try_forward(x, labels)
     }
 }
 
@@ -126,7 +137,7 @@ impl<B: Backend, S: Sde + ?Sized, M: ScoreModel<B> + ?Sized> ScoreFunction<B>
         check_times("score_fn", t, x.dims()[0], self.sde.t_max())?;
         let (labels, scaling) = self.sde.score_parameterisation(t, self.continuous);
         let labels = labels_to_tensor::<B>(labels, &x.device());
-        let out = self.model.forward(x, labels);
+        let out = self.model.try_forward(x, labels)?;
         Ok(apply_score_scaling(out, &scaling))
     }
 }

@@ -35,6 +35,8 @@
 //!   [`ExperimentConfig::sampler`], [`ExperimentConfig::likelihood_config`].
 //!
 //! No file is read at run time except a `.toml` path given by the user.
+// Library code returns errors on user data; unwraps stay in tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod constructors;
 pub mod error;

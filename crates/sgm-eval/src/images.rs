@@ -33,10 +33,70 @@ impl U8Images {
     }
 }
 
+/// Largest width or height of an image sgm decodes.
+pub const MAX_IMAGE_SIDE: u32 = 16384;
+
+/// Most memory one image's decoder may allocate (a 4096 × 4096 RGBA16 image fits).
+pub const MAX_IMAGE_ALLOC: u64 = 256 << 20;
+
+/// Range `first .. first + count` (`None`: to `n`) of `n` items, or why it is not one.
+fn range(
+    first: usize,
+    count: Option<usize>,
+    n: usize,
+    what: &str,
+) -> std::result::Result<usize, String> {
+    let end = match count {
+        None => Some(n),
+        Some(c) => first.checked_add(c),
+    };
+    match end {
+        Some(end) if first < end && end <= n => Ok(end),
+        _ => Err(format!(
+            "{what} {first}..{} requested, the file holds {n}",
+            end.map_or_else(
+                || format!("({first} + {})", count.unwrap_or_default()),
+                |e| e.to_string()
+            )
+        )),
+    }
+}
+
+/// Decodes an image file in memory (`path` only names it in errors) with decoder limits:
+/// sides up to [`MAX_IMAGE_SIDE`], at most [`MAX_IMAGE_ALLOC`] bytes, so a small file that
+/// declares huge dimensions is an error, not an allocation failure.
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<image::DynamicImage> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| file_err(path, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    reader.decode().map_err(|e| file_err(path, e))
+}
+
+/// [`decode_image`] of a file.
+pub fn open_image(path: &Path) -> Result<image::DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    decode_image(path, &bytes)
+}
+
 /// Records `first .. first + count` of a CIFAR-10 binary batch (`count = None`: to the end).
 pub fn read_cifar10_bin(path: &Path, first: usize, count: Option<usize>) -> Result<U8Images> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+    parse_cifar10_bin(path, &bytes, first, count)
+}
+
+/// [`read_cifar10_bin`] of a batch already in memory (`path` only names it in errors).
+pub fn parse_cifar10_bin(
+    path: &Path,
+    bytes: &[u8],
+    first: usize,
+    count: Option<usize>,
+) -> Result<U8Images> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(CIFAR_RECORD) {
         return Err(file_err(
             path,
             format!(
@@ -46,13 +106,7 @@ pub fn read_cifar10_bin(path: &Path, first: usize, count: Option<usize>) -> Resu
         ));
     }
     let n = bytes.len() / CIFAR_RECORD;
-    let end = count.map_or(n, |c| first + c);
-    if first >= end || end > n {
-        return Err(file_err(
-            path,
-            format!("records {first}..{end} requested, the file holds {n}"),
-        ));
-    }
+    let end = range(first, count, n, "records").map_err(|e| file_err(path, e))?;
     let mut data = Vec::with_capacity((end - first) * 3072);
     for r in first..end {
         data.extend_from_slice(&bytes[r * CIFAR_RECORD + 1..(r + 1) * CIFAR_RECORD]);
@@ -78,7 +132,7 @@ pub fn read_png_folder(dir: &Path, first: usize, count: Option<usize>) -> Result
         })
         .collect();
     files.sort();
-    let end = count.map_or(files.len(), |c| (first + c).min(files.len()));
+    let end = count.map_or(files.len(), |c| first.saturating_add(c).min(files.len()));
     if first >= end {
         return Err(file_err(
             dir,
@@ -87,7 +141,7 @@ pub fn read_png_folder(dir: &Path, first: usize, count: Option<usize>) -> Result
     }
     let mut out: Option<U8Images> = None;
     for p in &files[first..end] {
-        let img = image::open(p).map_err(|e| file_err(p, e))?.to_rgb8();
+        let img = open_image(p)?.to_rgb8();
         let (w, h) = (img.width() as usize, img.height() as usize);
         let acc = out.get_or_insert_with(|| U8Images {
             n: 0,
@@ -110,14 +164,24 @@ pub fn read_png_folder(dir: &Path, first: usize, count: Option<usize>) -> Result
         }
         acc.n += 1;
     }
-    Ok(out.expect("at least one image"))
+    out.ok_or_else(|| file_err(dir, "no PNG images"))
 }
 
 /// A sample array file: safetensors with tensor `samples`, float32 `[N, C, H, W]` in [0, 1]
 /// (quantised as `round(clip(x · 255))`) or uint8.
 pub fn read_sample_array(path: &Path, first: usize, count: Option<usize>) -> Result<U8Images> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| file_err(path, e))?;
+    parse_sample_array(path, &bytes, first, count)
+}
+
+/// [`read_sample_array`] of a file already in memory (`path` only names it in errors).
+pub fn parse_sample_array(
+    path: &Path,
+    bytes: &[u8],
+    first: usize,
+    count: Option<usize>,
+) -> Result<U8Images> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| file_err(path, e))?;
     let t = st
         .tensor(SAMPLES_TENSOR)
         .map_err(|_| file_err(path, format!("no tensor `{SAMPLES_TENSOR}`")))?;
@@ -128,16 +192,18 @@ pub fn read_sample_array(path: &Path, first: usize, count: Option<usize>) -> Res
             format!("`{SAMPLES_TENSOR}` has shape {shape:?}, expected [N, C, H, W]"),
         )
     })?;
-    let all: Vec<u8> = match t.dtype() {
-        safetensors::Dtype::F32 => t
-            .data()
+    let end = range(first, count, n, "images").map_err(|e| file_err(path, e))?;
+    // safetensors checked that the data holds exactly n·c·h·w elements
+    let per = c * h * w;
+    let data: Vec<u8> = match t.dtype() {
+        safetensors::Dtype::F32 => t.data()[first * per * 4..end * per * 4]
             .chunks_exact(4)
             .map(|b| {
-                let v = f32::from_le_bytes(b.try_into().expect("4 bytes"));
+                let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                 (v * 255.0).clamp(0.0, 255.0).round() as u8
             })
             .collect(),
-        safetensors::Dtype::U8 => t.data().to_vec(),
+        safetensors::Dtype::U8 => t.data()[first * per..end * per].to_vec(),
         other => {
             return Err(file_err(
                 path,
@@ -145,20 +211,12 @@ pub fn read_sample_array(path: &Path, first: usize, count: Option<usize>) -> Res
             ));
         }
     };
-    let end = count.map_or(n, |k| first + k);
-    if first >= end || end > n {
-        return Err(file_err(
-            path,
-            format!("images {first}..{end} requested, the file holds {n}"),
-        ));
-    }
-    let per = c * h * w;
     Ok(U8Images {
         n: end - first,
         channels: c,
         height: h,
         width: w,
-        data: all[first * per..end * per].to_vec(),
+        data,
     })
 }
 

@@ -188,6 +188,36 @@ pub struct InceptionOutput<B: Backend> {
     pub logits: Option<Tensor<B, 2>>,
 }
 
+/// Refuses a torch zip whose entries declare more bytes than the file can produce (stored:
+/// more than the file; deflated: more than deflate's 1032:1 ratio): burn-store's reader
+/// reserves each entry's declared size before reading it.
+fn check_zip_sizes(path: &Path) -> Result<()> {
+    let err = |reason: String| EvalError::File {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
+    let len = file.metadata().map_err(|e| err(e.to_string()))?.len();
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| err(format!("not a readable PyTorch state dict: {e}")))?;
+    for i in 0..zip.len() {
+        let f = zip.by_index_raw(i).map_err(|e| err(e.to_string()))?;
+        let limit = match f.compression() {
+            zip::CompressionMethod::Stored => f.compressed_size(),
+            _ => f.compressed_size().saturating_mul(1032),
+        };
+        if f.compressed_size() > len || f.size() > limit {
+            return Err(err(format!(
+                "{}: declares {} bytes ({} compressed) in a file of {len} bytes",
+                f.name(),
+                f.size(),
+                f.compressed_size()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl<B: Backend> InceptionV3<B> {
     /// Loads pytorch-fid's weights (`pt_inception-2015-12-05-*.pth`, a plain `state_dict`).
     /// `fc.weight` / `fc.bias` are optional.
@@ -197,6 +227,7 @@ impl<B: Backend> InceptionV3<B> {
                 path: path.display().to_string(),
             });
         }
+        check_zip_sizes(path)?;
         let reader =
             burn_store::pytorch::PytorchReader::new(path).map_err(|e| EvalError::File {
                 path: path.display().to_string(),

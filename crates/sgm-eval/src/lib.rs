@@ -9,6 +9,8 @@
 //!   MMD over subsets; [`inception_score`]: 10-split IS.
 //! * [`stats`]: pytorch-fid `.npz` statistics files; [`images`]: PNG folders, CIFAR-10 binary
 //!   batches, sample arrays of `cargo xtask sample`.
+// Library code returns errors on user data; unwraps stay in tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod error;
 pub mod features;

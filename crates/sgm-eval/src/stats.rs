@@ -1,7 +1,7 @@
 //! pytorch-fid statistics files: `np.savez(path, mu=mu, sigma=sigma)` — a zip of `mu.npy`
 //! (`[d]`) and `sigma.npy` (`[d, d]`), float64 (float32 is accepted when reading).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Result, file_err};
@@ -47,31 +47,38 @@ fn parse_npy(bytes: &[u8], what: &str) -> std::result::Result<(Vec<usize>, Vec<f
                 .map_err(|_| format!("{what}: bad shape `{shape_txt}`"))
         })
         .collect::<std::result::Result<_, _>>()?;
-    let n: usize = shape.iter().product();
-    let data = &bytes[start + hlen..];
-    let values: Vec<f64> = match descr {
-        "<f8" => data
-            .chunks_exact(8)
-            .take(n)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
-        "<f4" => data
-            .chunks_exact(4)
-            .take(n)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
-            .collect(),
+    let width = match descr {
+        "<f8" => 8,
+        "<f4" => 4,
         other => {
             return Err(format!(
                 "{what}: unsupported dtype {other} (float64 or float32)"
             ));
         }
     };
-    if values.len() != n {
-        return Err(format!(
-            "{what}: truncated data ({} of {n} values)",
-            values.len()
-        ));
-    }
+    let data = &bytes[start + hlen..];
+    // the declared size must be present before anything is allocated
+    let n = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|n| n.checked_mul(width).is_some_and(|b| b <= data.len()))
+        .ok_or_else(|| {
+            format!(
+                "{what}: shape {shape:?} of {descr} needs more than the {} data bytes present (truncated?)",
+                data.len()
+            )
+        })?;
+    let values: Vec<f64> = if width == 8 {
+        data.chunks_exact(8)
+            .take(n)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect()
+    } else {
+        data.chunks_exact(4)
+            .take(n)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect()
+    };
     Ok((shape, values))
 }
 
@@ -106,16 +113,26 @@ fn npy_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
 
 /// Reads a pytorch-fid `.npz` statistics file.
 pub fn read_stats(path: &Path) -> Result<Stats> {
-    let file = std::fs::File::open(path).map_err(|e| file_err(path, e))?;
-    let mut zip = zip::ZipArchive::new(file)
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    parse_stats(path, &bytes)
+}
+
+/// [`read_stats`] of a file already in memory (`path` only names it in errors). Declared
+/// sizes (zip entries, `.npy` headers) are checked against the bytes present before anything
+/// is allocated; decompressed (`np.savez_compressed`) arrays may expand to at most 16 × the
+/// file's size, so memory stays bounded by the file's size.
+pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
+    sgm_fs::check_zip_directory(bytes)
         .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
+    let mut budget = (bytes.len() as u64).saturating_mul(16) + (1 << 20);
     let mut get = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
-        let mut entry = zip
+        let entry = zip
             .by_name(&format!("{name}.npy"))
             .map_err(|_| file_err(path, format!("no array `{name}`")))?;
-        let mut bytes = Vec::new();
-        entry
-            .read_to_end(&mut bytes)
+        let declared = entry.size();
+        let bytes = sgm_fs::read_declared(entry, declared, &mut budget)
             .map_err(|e| file_err(path, format!("array `{name}`: {e}")))?;
         parse_npy(&bytes, name).map_err(|e| file_err(path, e))
     };
@@ -131,12 +148,11 @@ pub fn read_stats(path: &Path) -> Result<Stats> {
     Ok(Stats { mu, sigma })
 }
 
-/// Writes a pytorch-fid `.npz` statistics file (atomically: temp file, then rename).
+/// Writes a pytorch-fid `.npz` statistics file atomically ([`sgm_fs::write_atomic`]): a run
+/// killed mid-write leaves the old file or the new one.
 pub fn write_stats(path: &Path, stats: &Stats) -> Result<()> {
     let d = stats.dim();
-    let tmp = path.with_extension("npz.tmp");
-    let write = || -> std::io::Result<()> {
-        let file = std::fs::File::create(&tmp)?;
+    sgm_fs::write_atomic(path, |file| {
         let mut zip = zip::ZipWriter::new(file);
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
@@ -147,7 +163,6 @@ pub fn write_stats(path: &Path, stats: &Stats) -> Result<()> {
         zip.write_all(&npy_f64(&[d, d], &stats.sigma))?;
         zip.finish()?;
         Ok(())
-    };
-    write().map_err(|e| file_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+    })
+    .map_err(|e| file_err(path, e))
 }

@@ -55,6 +55,9 @@ pub enum NetsError {
         /// The unused keys.
         keys: Vec<String>,
     },
+    /// Images or labels the network cannot take (wrong channels / size, batch mismatch).
+    #[error("score network input: {0}")]
+    Input(String),
     /// A label indexes outside the `sigmas` table.
     #[error(transparent)]
     Label(#[from] LabelOutOfRange),

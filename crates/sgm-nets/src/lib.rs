@@ -39,6 +39,9 @@
 //! Fourier-embedded models divide by the label σ itself, as the reference does.
 //!
 //! ## Official checkpoints
+//! Checkpoints are untrusted input: every declared shape is checked against the model and
+//! every offset / size / stride (stride-0 views included) against its storage before anything
+//! is materialised, so memory stays bounded by the file and the model (docs/reliability.md).
 //! [`load_checkpoint`] reads the `torch.save` zip + pickle of `utils.save_checkpoint`
 //! (`{model, ema, optimizer, step}`) with this crate's small pickle reader ([`pickle`]; no
 //! Python; burn-store's reader rejects the numpy-scalar learning rate the official
@@ -59,6 +62,8 @@
 //! ## Dropout
 //! Dropout (`config.model.dropout`) is active only on autodiff backends (Burn's rule), i.e. in
 //! training; inference on a plain backend is the reference's eval mode.
+// Library code returns errors on user data; unwraps stay in tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
 pub mod ddpm;

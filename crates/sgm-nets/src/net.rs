@@ -6,7 +6,7 @@ use sde_core::{Labels, ScoreModel};
 
 use crate::config::{EmbeddingType, ModelConfig, ModelName};
 use crate::ddpm::Ddpm;
-use crate::error::{LabelOutOfRange, Result};
+use crate::error::{LabelOutOfRange, NetsError, Result};
 use crate::ncsnpp::Ncsnpp;
 
 /// Reference `models/utils.get_sigmas`: `exp(linspace(ln σ_max, ln σ_min, num_scales))`,
@@ -93,8 +93,22 @@ impl<B: Backend> ScoreNet<B> {
     /// Network output `[B, C, H, W]` for images `x` and labels, as the reference's
     /// `model(x, labels)`; with `scale_by_sigma` the output is divided by σ: the label itself
     /// (Fourier embedding) or `sigmas[floor(label)]` (positional embedding, DDPM). A label
-    /// outside the table is an error.
+    /// outside the table is an error, and so are images that are not
+    /// `[B ≥ 1, num_channels, image_size, image_size]` of the config or a label count ≠ B.
     pub fn try_forward(&self, x: Tensor<B, 4>, labels: Labels<B>) -> Result<Tensor<B, 4>> {
+        let [b, c, h, w] = x.dims();
+        let data = &self.config().data;
+        let want = [data.num_channels, data.image_size, data.image_size];
+        if b == 0 || [c, h, w] != want || labels.len() != b {
+            return Err(NetsError::Input(format!(
+                "images {:?} with {} labels; the network takes [B ≥ 1, {}, {}, {}] with B labels",
+                [b, c, h, w],
+                labels.len(),
+                want[0],
+                want[1],
+                want[2]
+            )));
+        }
         let float_labels = labels.to_float();
         let h = match self {
             ScoreNet::Ncsnpp(n) => n.forward_unscaled(x, float_labels.clone()),
@@ -150,9 +164,13 @@ impl<B: Backend> ScoreNet<B> {
 
 impl<B: Backend> ScoreModel<B> for ScoreNet<B> {
     /// [`ScoreNet::try_forward`]; panics (with the error message) on a label outside the
-    /// `sigmas` table. Samplers built on `sde_core` only produce in-range labels.
+    /// `sigmas` table or a bad image shape. Score functions and losses of `sde_core` call
+    /// [`ScoreModel::try_forward`], which returns the error instead.
     fn forward(&self, x: Tensor<B, 4>, labels: Labels<B>) -> Tensor<B, 4> {
-        self.try_forward(x, labels)
-            .unwrap_or_else(|e| panic!("ScoreNet: {e}"))
+        ScoreNet::try_forward(self, x, labels).unwrap_or_else(|e| panic!("ScoreNet: {e}"))
+    }
+    /// [`ScoreNet::try_forward`]: bad shapes and labels are errors.
+    fn try_forward(&self, x: Tensor<B, 4>, labels: Labels<B>) -> sde_core::Result<Tensor<B, 4>> {
+        ScoreNet::try_forward(self, x, labels).map_err(|e| sde_core::SdeError::Model(e.to_string()))
     }
 }

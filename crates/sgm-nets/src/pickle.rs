@@ -141,11 +141,13 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if self.pos + n > self.b.len() {
-            return Err("truncated pickle".into());
-        }
-        let s = &self.b[self.pos..self.pos + n];
-        self.pos += n;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| format!("truncated pickle ({n} bytes declared at byte {})", self.pos))?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
         Ok(s)
     }
     fn u8(&mut self) -> Result<u8, String> {
@@ -160,23 +162,94 @@ impl Reader<'_> {
         Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
     }
     fn line(&mut self) -> Result<String, String> {
-        let start = self.pos;
-        while self.pos < self.b.len() && self.b[self.pos] != b'\n' {
-            self.pos += 1;
-        }
-        let s = String::from_utf8_lossy(&self.b[start..self.pos]).into_owned();
-        self.pos += 1;
+        let rest = self.b.get(self.pos..).unwrap_or_default();
+        let n = rest
+            .iter()
+            .position(|&c| c == b'\n')
+            .ok_or("truncated pickle (unterminated GLOBAL line)")?;
+        let s = String::from_utf8_lossy(&rest[..n]).into_owned();
+        self.pos += n + 1;
         Ok(s)
+    }
+    fn len8(&mut self) -> Result<usize, String> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        usize::try_from(u64::from_le_bytes(a)).map_err(|_| "length field overflows".to_string())
     }
 }
 
-/// Parses a pickle program into a [`Value`].
+/// Deepest nesting of containers a checkpoint may use (torch state dicts nest a handful of
+/// levels); deeper programs are rejected so that cloning or dropping a value cannot exhaust the
+/// call stack.
+pub const MAX_DEPTH: u32 = 64;
+
+/// A value on the pickle stack with its nesting depth and size (in nodes). Memo copies
+/// (`BINGET`) are charged to a budget proportional to the program's length, so a small program
+/// cannot build an exponentially large value ("billion laughs").
+#[derive(Clone)]
+struct Node {
+    v: Value,
+    depth: u32,
+    weight: usize,
+}
+
+impl Node {
+    fn leaf(v: Value) -> Node {
+        let weight = 1 + match &v {
+            Value::Str(s) => s.len() / 8,
+            Value::Bytes(b) => b.len() / 8,
+            _ => 0,
+        };
+        Node {
+            v,
+            depth: 1,
+            weight,
+        }
+    }
+    /// A container (or derived value) holding `parts`.
+    fn of(v: Value, parts: &[&Node]) -> Result<Node, String> {
+        let depth = 1 + parts.iter().map(|n| n.depth).max().unwrap_or(0);
+        if depth > MAX_DEPTH {
+            return Err(format!("pickle nests deeper than {MAX_DEPTH} levels"));
+        }
+        let weight = parts.iter().fold(1usize, |w, n| w.saturating_add(n.weight));
+        Ok(Node { v, depth, weight })
+    }
+    /// Records that `child` was added to this container.
+    fn absorb(&mut self, child: &Node) -> Result<(), String> {
+        self.depth = self.depth.max(child.depth + 1);
+        if self.depth > MAX_DEPTH {
+            return Err(format!("pickle nests deeper than {MAX_DEPTH} levels"));
+        }
+        self.weight = self.weight.saturating_add(child.weight);
+        Ok(())
+    }
+}
+
+/// Parses a pickle program into a [`Value`]. Malformed programs (truncated, unknown opcodes,
+/// stack underflow, nesting deeper than [`MAX_DEPTH`], memo copies larger than the program
+/// allows) are errors; memory stays proportional to `bytes.len()`.
 pub fn parse(bytes: &[u8]) -> Result<Value, String> {
     let mut r = Reader { b: bytes, pos: 0 };
-    let mut stack: Vec<Value> = Vec::new();
+    let mut stack: Vec<Node> = Vec::new();
     let mut marks: Vec<usize> = Vec::new();
-    let mut memo: HashMap<usize, Value> = HashMap::new();
-    let pop = |s: &mut Vec<Value>| s.pop().ok_or_else(|| "pickle stack underflow".to_string());
+    let mut memo: HashMap<usize, Node> = HashMap::new();
+    // nodes that memo copies may add in total
+    let mut budget = bytes.len().saturating_mul(2).saturating_add(1 << 16);
+    let pop = |s: &mut Vec<Node>| s.pop().ok_or_else(|| "pickle stack underflow".to_string());
+    let pop_mark = |s: &mut Vec<Node>, marks: &mut Vec<usize>, what: &str| {
+        let m = marks.pop().ok_or_else(|| format!("{what} without MARK"))?;
+        if m > s.len() {
+            return Err(format!("{what}: MARK lies above the stack"));
+        }
+        Ok::<Vec<Node>, String>(s.split_off(m))
+    };
+    let memo_put = |memo: &mut HashMap<usize, Node>, i: usize, s: &[Node]| {
+        let top = s.last().cloned().ok_or("memo of empty stack")?;
+        memo.insert(i, top);
+        Ok::<(), String>(())
+    };
     loop {
         let op = r.u8()?;
         match op {
@@ -186,30 +259,31 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
             0x95 => {
                 r.take(8)?; // FRAME
             }
-            b'.' => return pop(&mut stack),  // STOP
-            b'(' => marks.push(stack.len()), // MARK
-            b'}' => stack.push(Value::Dict(Vec::new())),
-            b']' => stack.push(Value::List(Vec::new())),
-            b')' => stack.push(Value::Tuple(Vec::new())),
-            b'N' => stack.push(Value::None),
-            0x88 => stack.push(Value::Bool(true)),
-            0x89 => stack.push(Value::Bool(false)),
+            b'.' => return pop(&mut stack).map(|n| n.v), // STOP
+            b'(' => marks.push(stack.len()),             // MARK
+            b'}' => stack.push(Node::leaf(Value::Dict(Vec::new()))),
+            b']' => stack.push(Node::leaf(Value::List(Vec::new()))),
+            b')' => stack.push(Node::leaf(Value::Tuple(Vec::new()))),
+            b'N' => stack.push(Node::leaf(Value::None)),
+            0x88 => stack.push(Node::leaf(Value::Bool(true))),
+            0x89 => stack.push(Node::leaf(Value::Bool(false))),
             b'J' => {
                 let s = r.take(4)?;
-                stack.push(Value::Int(
-                    i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as i64
-                ));
+                stack.push(Node::leaf(Value::Int(
+                    i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as i64,
+                )));
             }
             b'K' => {
                 let v = r.u8()?;
-                stack.push(Value::Int(v as i64));
+                stack.push(Node::leaf(Value::Int(v as i64)));
             }
             b'M' => {
                 let v = r.u16()?;
-                stack.push(Value::Int(v as i64));
+                stack.push(Node::leaf(Value::Int(v as i64)));
             }
             0x8a => {
-                // LONG1
+                // LONG1: little-endian two's complement of n bytes (values beyond i64 wrap,
+                // which no tensor field can use: they fail the size checks later)
                 let n = r.u8()? as usize;
                 let s = r.take(n)?;
                 let mut v: i64 = 0;
@@ -219,67 +293,63 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
                 if n > 0 && n < 8 && s[n - 1] & 0x80 != 0 {
                     v -= 1i64 << (8 * n);
                 }
-                stack.push(Value::Int(v));
+                stack.push(Node::leaf(Value::Int(v)));
             }
             b'G' => {
                 let s = r.take(8)?;
                 let mut a = [0u8; 8];
                 a.copy_from_slice(s);
-                stack.push(Value::Float(f64::from_be_bytes(a)));
+                stack.push(Node::leaf(Value::Float(f64::from_be_bytes(a))));
             }
             b'X' | 0x8c | 0x8d => {
                 // BINUNICODE / SHORT_BINUNICODE / BINUNICODE8
                 let n = match op {
                     b'X' => r.u32()?,
                     0x8c => r.u8()? as usize,
-                    _ => {
-                        let s = r.take(8)?;
-                        u64::from_le_bytes(s.try_into().map_err(|_| "bad length")?) as usize
-                    }
+                    _ => r.len8()?,
                 };
                 let s = r.take(n)?;
-                stack.push(Value::Str(String::from_utf8_lossy(s).into_owned()));
+                stack.push(Node::leaf(Value::Str(
+                    String::from_utf8_lossy(s).into_owned(),
+                )));
             }
             b'B' | b'C' | 0x8e => {
                 // BINBYTES / SHORT_BINBYTES / BINBYTES8
                 let n = match op {
                     b'B' => r.u32()?,
                     b'C' => r.u8()? as usize,
-                    _ => {
-                        let s = r.take(8)?;
-                        u64::from_le_bytes(s.try_into().map_err(|_| "bad length")?) as usize
-                    }
+                    _ => r.len8()?,
                 };
                 let s = r.take(n)?.to_vec();
-                stack.push(Value::Bytes(s));
+                stack.push(Node::leaf(Value::Bytes(s)));
             }
             b'c' => {
                 // GLOBAL module\nname\n
                 let m = r.line()?;
                 let n = r.line()?;
-                stack.push(Value::Global(m, n));
+                stack.push(Node::leaf(Value::Global(m, n)));
             }
             0x93 => {
                 // STACK_GLOBAL
                 let n = pop(&mut stack)?;
                 let m = pop(&mut stack)?;
-                match (m, n) {
-                    (Value::Str(m), Value::Str(n)) => stack.push(Value::Global(m, n)),
+                match (m.v, n.v) {
+                    (Value::Str(m), Value::Str(n)) => stack.push(Node::leaf(Value::Global(m, n))),
                     _ => return Err("STACK_GLOBAL needs two strings".into()),
                 }
             }
             b'q' => {
                 let i = r.u8()? as usize;
-                memo.insert(i, stack.last().cloned().ok_or("memo of empty stack")?);
+                memo_put(&mut memo, i, &stack)?;
             }
             b'r' => {
                 let i = r.u32()?;
-                memo.insert(i, stack.last().cloned().ok_or("memo of empty stack")?);
+                memo_put(&mut memo, i, &stack)?;
             }
             0x94 => {
                 // MEMOIZE
                 let i = memo.len();
-                memo.insert(i, stack.last().cloned().ok_or("memo of empty stack")?);
+                memo_put(&mut memo, i, &stack)?;
             }
             b'h' | b'j' => {
                 let i = if op == b'h' {
@@ -287,23 +357,30 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
                 } else {
                     r.u32()?
                 };
-                stack.push(memo.get(&i).cloned().ok_or("unknown memo index")?);
+                let n = memo.get(&i).ok_or("unknown memo index")?;
+                budget = budget
+                    .checked_sub(n.weight)
+                    .ok_or("memo copies exceed what the pickle's length allows")?;
+                stack.push(n.clone());
             }
             b'Q' => {
                 // BINPERSID
                 let pid = pop(&mut stack)?;
-                stack.push(Value::PersId(Box::new(pid)));
+                let n = Node::of(Value::None, &[&pid])?;
+                stack.push(Node {
+                    v: Value::PersId(Box::new(pid.v)),
+                    ..n
+                });
             }
-            b'R' => {
+            b'R' | 0x81 => {
+                // REDUCE callable(*args) / NEWOBJ cls.__new__(cls, *args)
                 let args = pop(&mut stack)?;
                 let callable = pop(&mut stack)?;
-                stack.push(reduce(callable, args)?);
-            }
-            0x81 => {
-                // NEWOBJ cls.__new__(cls, *args)
-                let args = pop(&mut stack)?;
-                let cls = pop(&mut stack)?;
-                stack.push(reduce(cls, args)?);
+                let n = Node::of(Value::None, &[&callable, &args])?;
+                stack.push(Node {
+                    v: reduce(callable.v, args.v)?,
+                    ..n
+                });
             }
             b'b' => {
                 // BUILD: the state (e.g. a state dict's `_metadata`) is not needed
@@ -311,10 +388,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
             }
             b't' | 0x85 | 0x86 | 0x87 => {
                 let items = match op {
-                    b't' => {
-                        let m = marks.pop().ok_or("TUPLE without MARK")?;
-                        stack.split_off(m)
-                    }
+                    b't' => pop_mark(&mut stack, &mut marks, "TUPLE")?,
                     0x85 => vec![pop(&mut stack)?],
                     0x86 => {
                         let b = pop(&mut stack)?;
@@ -326,44 +400,54 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
                         vec![pop(&mut stack)?, b, c]
                     }
                 };
-                stack.push(Value::Tuple(items));
+                let n = Node::of(Value::None, &items.iter().collect::<Vec<_>>())?;
+                stack.push(Node {
+                    v: Value::Tuple(items.into_iter().map(|i| i.v).collect()),
+                    ..n
+                });
             }
-            b's' => {
-                let v = pop(&mut stack)?;
-                let k = pop(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::Dict(d)) => d.push((k, v)),
-                    _ => return Err("SETITEM on a non-dict".into()),
+            b's' | b'u' => {
+                // SETITEM / SETITEMS
+                let items = if op == b's' {
+                    let v = pop(&mut stack)?;
+                    vec![pop(&mut stack)?, v]
+                } else {
+                    pop_mark(&mut stack, &mut marks, "SETITEMS")?
+                };
+                if items.len() % 2 != 0 {
+                    return Err("SETITEMS with an odd number of items".into());
+                }
+                let Some(dict) = stack.last_mut() else {
+                    return Err("SETITEM on an empty stack".into());
+                };
+                for item in &items {
+                    dict.absorb(item)?;
+                }
+                let Value::Dict(d) = &mut dict.v else {
+                    return Err("SETITEM on a non-dict".into());
+                };
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    d.push((k.v, v.v));
                 }
             }
-            b'u' => {
-                let m = marks.pop().ok_or("SETITEMS without MARK")?;
-                let items = stack.split_off(m);
-                match stack.last_mut() {
-                    Some(Value::Dict(d)) => {
-                        for kv in items.chunks(2) {
-                            if let [k, v] = kv {
-                                d.push((k.clone(), v.clone()));
-                            }
-                        }
-                    }
-                    _ => return Err("SETITEMS on a non-dict".into()),
+            b'a' | b'e' => {
+                // APPEND / APPENDS
+                let items = if op == b'a' {
+                    vec![pop(&mut stack)?]
+                } else {
+                    pop_mark(&mut stack, &mut marks, "APPENDS")?
+                };
+                let Some(list) = stack.last_mut() else {
+                    return Err("APPEND on an empty stack".into());
+                };
+                for item in &items {
+                    list.absorb(item)?;
                 }
-            }
-            b'a' => {
-                let v = pop(&mut stack)?;
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.push(v),
-                    _ => return Err("APPEND on a non-list".into()),
-                }
-            }
-            b'e' => {
-                let m = marks.pop().ok_or("APPENDS without MARK")?;
-                let items = stack.split_off(m);
-                match stack.last_mut() {
-                    Some(Value::List(l)) => l.extend(items),
-                    _ => return Err("APPENDS on a non-list".into()),
-                }
+                let Value::List(l) = &mut list.v else {
+                    return Err("APPEND on a non-list".into());
+                };
+                l.extend(items.into_iter().map(|i| i.v));
             }
             other => return Err(format!("unsupported pickle opcode 0x{other:02x}")),
         }

@@ -300,9 +300,16 @@ fn file_err(path: &Path, msg: impl std::fmt::Display) -> NetsError {
 
 /// Reads a flat safetensors state dict (float32 / float64 tensors).
 pub fn read_safetensors(path: &Path) -> Result<StateDict> {
-    use safetensors::{Dtype, SafeTensors};
     let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| file_err(path, e))?;
+    parse_safetensors(path, &bytes)
+}
+
+/// [`read_safetensors`] of a file already in memory (`path` only names it in errors). The
+/// header's offsets, shapes and dtypes are validated against the bytes present (by the
+/// `safetensors` crate) before any tensor is copied.
+pub fn parse_safetensors(path: &Path, bytes: &[u8]) -> Result<StateDict> {
+    use safetensors::{Dtype, SafeTensors};
+    let st = SafeTensors::deserialize(bytes).map_err(|e| file_err(path, e))?;
     let source = path.display().to_string();
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
@@ -361,7 +368,9 @@ pub fn save_safetensors<B: Backend>(model: &ScoreNet<B>, path: &Path) -> Result<
         let v = TensorView::new(*dt, shape.clone(), bytes).map_err(|e| file_err(path, e))?;
         views.push((k.clone(), v));
     }
-    safetensors::serialize_to_file(views, None, path).map_err(|e| file_err(path, e))
+    let bytes = safetensors::serialize(views, None).map_err(|e| file_err(path, e))?;
+    // atomically: a run killed mid-write leaves the old file or the new one
+    sgm_fs::write_atomic_bytes(path, &bytes).map_err(|e| file_err(path, e))
 }
 
 /// Builds the network of `cfg` and loads a flat reference state dict from safetensors
@@ -389,42 +398,70 @@ pub enum CheckpointWeights {
 mod pth {
     use super::*;
     use crate::pickle::{self, TensorRef, Value};
-    use burn_store::pytorch::lazy_data::LazyDataSource;
+    use std::io::Cursor;
 
-    /// A checkpoint: its decoded pickle and the zip holding the storages.
-    pub(super) struct Checkpoint {
+    /// A checkpoint held in memory: its decoded pickle and the zip holding the storages.
+    pub(super) struct Checkpoint<'a> {
         pub top: Value,
-        src: LazyDataSource,
+        path: &'a Path,
+        zip: zip::ZipArchive<Cursor<&'a [u8]>>,
         prefix: String,
         cache: HashMap<String, Vec<u8>>,
+        /// Bytes that decompressing storages may still produce (bounds memory by the file's
+        /// size even for deflated entries).
+        budget: u64,
     }
 
-    pub(super) fn open(path: &Path) -> Result<Checkpoint> {
-        if !path.is_file() {
-            return Err(file_err(path, "no such file"));
-        }
-        let src = LazyDataSource::from_zip(path)
+    pub(super) fn open<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<Checkpoint<'a>> {
+        sgm_fs::check_zip_directory(bytes)
             .map_err(|e| file_err(path, format!("not a torch zip checkpoint: {e}")))?;
-        let prefix = src
-            .keys()
-            .iter()
-            .find_map(|k| k.split_once("/data/").map(|(p, _)| p.to_string()))
-            .unwrap_or_else(|| "archive".to_string());
-        let pkl = src
-            .read(&format!("{prefix}/data.pkl"))
-            .map_err(|e| file_err(path, format!("{prefix}/data.pkl: {e}")))?;
-        let top = pickle::parse(&pkl).map_err(|e| file_err(path, format!("data.pkl: {e}")))?;
-        Ok(Checkpoint {
-            top,
-            src,
+        let zip = zip::ZipArchive::new(Cursor::new(bytes))
+            .map_err(|e| file_err(path, format!("not a torch zip checkpoint: {e}")))?;
+        let prefix = zip
+            .file_names()
+            .find_map(|k| k.split_once("/data.pkl").map(|(p, _)| p.to_string()))
+            .ok_or_else(|| file_err(path, "not a torch zip checkpoint: no `data.pkl`"))?;
+        let budget = (bytes.len() as u64).saturating_mul(16) + (1 << 20);
+        let mut ck = Checkpoint {
+            top: Value::None,
+            path,
+            zip,
             prefix,
             cache: HashMap::new(),
-        })
+            budget,
+        };
+        let name = format!("{}/data.pkl", ck.prefix);
+        let pkl = ck.entry(&name)?;
+        ck.top = pickle::parse(&pkl).map_err(|e| file_err(path, format!("{name}: {e}")))?;
+        Ok(ck)
     }
 
-    impl Checkpoint {
-        /// Materialises a tensor (any strides) from its storage.
-        pub(super) fn host(&mut self, path: &Path, key: &str, v: &Value) -> Result<HostTensor> {
+    /// The declared shape of a tensor value, without touching its storage.
+    pub(super) fn declared_shape(v: &Value) -> Option<&[usize]> {
+        match v {
+            Value::Tensor(t) => Some(&t.size),
+            _ => None,
+        }
+    }
+
+    impl Checkpoint<'_> {
+        /// Reads one zip entry, at most as many bytes as the remaining budget allows.
+        fn entry(&mut self, name: &str) -> Result<Vec<u8>> {
+            let path = self.path;
+            let entry = self
+                .zip
+                .by_name(name)
+                .map_err(|e| file_err(path, format!("{name}: {e}")))?;
+            let declared = entry.size();
+            sgm_fs::read_declared(entry, declared, &mut self.budget)
+                .map_err(|e| file_err(path, format!("{name}: {e}")))
+        }
+
+        /// Materialises a tensor (any strides, stride 0 included) from its storage after
+        /// checking that every element it addresses lies inside the storage. The caller has
+        /// checked the declared shape against the model, so the result is bounded by it.
+        pub(super) fn host(&mut self, key: &str, v: &Value) -> Result<HostTensor> {
+            let path = self.path;
             let bad = |msg: String| NetsError::BadTensor {
                 file: path.display().to_string(),
                 key: key.to_string(),
@@ -440,7 +477,7 @@ mod pth {
             else {
                 return Err(bad("not a tensor".into()));
             };
-            let width = match storage.as_str() {
+            let width: usize = match storage.as_str() {
                 "FloatStorage" => 4,
                 "DoubleStorage" => 8,
                 other => {
@@ -449,48 +486,77 @@ mod pth {
                     )));
                 }
             };
+            if size.len() != stride.len() {
+                return Err(bad(format!(
+                    "size {size:?} and stride {stride:?} differ in rank"
+                )));
+            }
+            let numel = size
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .ok_or_else(|| bad(format!("size {size:?} overflows")))?;
+            // last element addressed: offset + Σ (size_d − 1) · stride_d
+            let last = if numel == 0 {
+                Some(0)
+            } else {
+                size.iter().zip(stride).try_fold(*offset, |acc, (&d, &s)| {
+                    (d - 1).checked_mul(s).and_then(|x| acc.checked_add(x))
+                })
+            };
+            let need = last
+                .and_then(|l| l.checked_add(1))
+                .and_then(|l| l.checked_mul(width))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "offset {offset}, size {size:?}, stride {stride:?} overflow"
+                    ))
+                })?;
             if !self.cache.contains_key(skey) {
                 let name = format!("{}/data/{skey}", self.prefix);
-                let bytes = self
-                    .src
-                    .read(&name)
-                    .map_err(|e| file_err(path, format!("{name}: {e}")))?;
+                let bytes = self.entry(&name)?;
                 self.cache.insert(skey.clone(), bytes);
             }
-            let bytes = &self.cache[skey];
-            let numel: usize = size.iter().product();
-            // element index of every row-major position
-            let mut idx = Vec::with_capacity(numel);
+            let bytes = self.cache.get(skey).map(Vec::as_slice).unwrap_or_default();
+            if numel > 0 && need > bytes.len() {
+                return Err(bad(format!(
+                    "offset {offset}, size {size:?}, stride {stride:?} address {need} bytes, \
+                     storage `{skey}` holds {} (truncated or corrupt file?)",
+                    bytes.len()
+                )));
+            }
+            // element index of every row-major position, odometer-style
             let mut pos = vec![0usize; size.len()];
-            for _ in 0..numel {
-                idx.push(offset + pos.iter().zip(stride).map(|(p, s)| p * s).sum::<usize>());
+            let mut at = *offset;
+            let mut next = || {
+                let i = at;
                 for d in (0..size.len()).rev() {
                     pos[d] += 1;
+                    // modular arithmetic: a size-1 dimension may carry any stride, and
+                    // every index actually used was bounded above
+                    at = at.wrapping_add(stride[d]);
                     if pos[d] < size[d] {
                         break;
                     }
+                    at = at.wrapping_sub(stride[d].wrapping_mul(size[d]));
                     pos[d] = 0;
                 }
-            }
-            if idx.iter().any(|&i| (i + 1) * width > bytes.len()) {
-                return Err(bad(
-                    "storage is shorter than the tensor (truncated file?)".into()
-                ));
-            }
+                i
+            };
+            let word = |i: usize| &bytes[width * i..width * (i + 1)];
             let data = if width == 4 {
                 HostData::F32(
-                    idx.iter()
-                        .map(|&i| {
-                            let c = &bytes[4 * i..4 * i + 4];
+                    (0..numel)
+                        .map(|_| {
+                            let c = word(next());
                             f32::from_le_bytes([c[0], c[1], c[2], c[3]])
                         })
                         .collect(),
                 )
             } else {
                 HostData::F64(
-                    idx.iter()
-                        .map(|&i| {
-                            let c = &bytes[8 * i..8 * i + 8];
+                    (0..numel)
+                        .map(|_| {
+                            let c = word(next());
                             f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
                         })
                         .collect(),
@@ -513,20 +579,74 @@ pub fn read_checkpoint<B: Backend>(
     which: CheckpointWeights,
     device: &B::Device,
 ) -> Result<StateDict> {
+    if !path.is_file() {
+        return Err(file_err(path, "no such file"));
+    }
+    // shapes only: building the (lazy) network allocates nothing
+    let entries = param_entries(&ScoreNet::<B>::new(cfg, device)?);
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    parse_checkpoint(path, &bytes, &entries, cfg.model.num_scales, which)
+}
+
+/// [`read_checkpoint`] of a checkpoint already in memory (`path` only names it in errors),
+/// for a model with parameters `expected` and `num_scales` noise levels. Every tensor's
+/// declared shape is checked against `expected` (`sigmas`: `[num_scales]`) and every element
+/// it addresses against its storage before anything is materialised, so memory stays bounded
+/// by the file's size and the model's size whatever the file declares.
+pub fn parse_checkpoint(
+    path: &Path,
+    bytes: &[u8],
+    expected: &[ParamEntry],
+    num_scales: usize,
+    which: CheckpointWeights,
+) -> Result<StateDict> {
     use crate::pickle::Value;
-    let mut ck = pth::open(path)?;
+    let mut ck = pth::open(path, bytes)?;
     let top = std::mem::replace(&mut ck.top, Value::None);
     let source = path.display().to_string();
     let Some(Value::Dict(model)) = top.get("model") else {
         return Err(file_err(path, "no `model` state dict in the checkpoint"));
     };
+    let sigmas_shape = [num_scales];
     let mut tensors = HashMap::new();
     for (k, v) in model {
         let Value::Str(k) = k else {
             return Err(file_err(path, "`model` has a non-string key"));
         };
         let key = k.strip_prefix("module.").unwrap_or(k).to_string();
-        tensors.insert(key, ck.host(path, k, v)?);
+        let want: &[usize] = if key == SIGMAS_KEY {
+            &sigmas_shape
+        } else {
+            match expected.iter().find(|e| e.key == key) {
+                Some(e) => &e.shape,
+                None => {
+                    return Err(NetsError::UnexpectedKeys {
+                        file: source,
+                        keys: vec![k.clone()],
+                    });
+                }
+            }
+        };
+        match pth::declared_shape(v) {
+            Some(found) if found != want => {
+                return Err(NetsError::ShapeMismatch {
+                    file: source,
+                    key: k.clone(),
+                    found: found.to_vec(),
+                    expected: want.to_vec(),
+                });
+            }
+            _ => {}
+        }
+        if tensors.contains_key(&key) {
+            return Err(NetsError::BadTensor {
+                file: source,
+                key: k.clone(),
+                msg: "appears twice in `model`".into(),
+            });
+        }
+        let t = ck.host(k, v)?;
+        tensors.insert(key, t);
     }
     if which == CheckpointWeights::Ema {
         let Some(Value::List(shadow)) = top.get("ema").and_then(|e| e.get("shadow_params")) else {
@@ -535,9 +655,7 @@ pub fn read_checkpoint<B: Backend>(
                 "no `ema.shadow_params` list in the checkpoint",
             ));
         };
-        // shapes only: building the (lazy) network allocates nothing
-        let entries = param_entries(&ScoreNet::<B>::new(cfg, device)?);
-        let trainable: Vec<&ParamEntry> = entries.iter().filter(|e| e.trainable).collect();
+        let trainable: Vec<&ParamEntry> = expected.iter().filter(|e| e.trainable).collect();
         if trainable.len() != shadow.len() {
             return Err(file_err(
                 path,
@@ -549,15 +667,19 @@ pub fn read_checkpoint<B: Backend>(
             ));
         }
         for (i, (e, o)) in trainable.iter().zip(shadow).enumerate() {
-            let t = ck.host(path, &format!("ema.shadow_params[{i}]"), o)?;
-            if t.shape != e.shape {
-                return Err(NetsError::ShapeMismatch {
-                    file: source,
-                    key: format!("ema.shadow_params[{i}] ({})", e.key),
-                    found: t.shape,
-                    expected: e.shape.clone(),
-                });
+            let key = format!("ema.shadow_params[{i}] ({})", e.key);
+            match pth::declared_shape(o) {
+                Some(found) if found != e.shape.as_slice() => {
+                    return Err(NetsError::ShapeMismatch {
+                        file: source,
+                        key,
+                        found: found.to_vec(),
+                        expected: e.shape.clone(),
+                    });
+                }
+                _ => {}
             }
+            let t = ck.host(&key, o)?;
             tensors.insert(e.key.clone(), t);
         }
     }

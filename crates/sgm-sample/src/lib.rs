@@ -27,6 +27,8 @@
 //!
 //! Every random draw comes from a `sde_core::NoiseSource` (backend RNG in production, recorded
 //! draws in the parity tests).
+// Library code returns errors on user data; unwraps stay in tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod controllable;
 pub mod error;

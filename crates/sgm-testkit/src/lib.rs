@@ -11,6 +11,10 @@
 //! * [`Case::recorded_noise`]: a [`RecordedNoise`] replaying the case's `random_draws`
 //!   (values from the case or from the shared `noise_pool`).
 //! * [`TestBackend`] / [`TestAutodiff`]: the CPU backend tests run on.
+//! * [`corrupt`]: the corruption harness of the untrusted-file loaders (seeded mutator,
+//!   format layouts, counting allocator).
+
+pub mod corrupt;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
