@@ -1,0 +1,462 @@
+//! f32 convolution kernels on contiguous NCHW slices (groups = 1).
+//!
+//! Per sample, with `P = H_out·W_out` and `K = C_in·kH·kW`, tiled over output rows so the
+//! im2col buffer stays ≤ [`COL_BUDGET`] floats:
+//! * forward:      `y_n[C_out, P] = W[C_out, K] · col(x_n)[K, P]`
+//! * input grad:   `dcol[K, P] = Wᵀ · dy_n[C_out, P]`, scattered back by col2im
+//! * weight grad:  `dW[C_out, K] += dy_n[C_out, P] · col(x_n)ᵀ` (transposed through strides)
+//!
+//! A 1×1, stride-1, unpadded conv needs no im2col (`col(x_n) = x_n` `[C_in, H·W]`). Samples are
+//! split into one contiguous chunk per rayon thread, each with its own im2col buffer and
+//! weight-gradient accumulator, and every GEMM then runs single-threaded; with fewer samples
+//! than threads the GEMMs themselves are parallel.
+
+use burn::tensor::ops::ConvOptions;
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Largest im2col tile, in floats (4 MiB).
+const COL_BUDGET: usize = 1 << 20;
+
+/// GEMMs smaller than this (m·n·k) never use gemm's own threads.
+const GEMM_PARALLEL_MIN: usize = 1 << 21;
+
+/// Sizes of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Batch.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input height, width.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub o: usize,
+    /// Kernel height, width.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (rows, cols).
+    pub stride: [usize; 2],
+    /// Zero padding (rows, cols), both sides.
+    pub pad: [usize; 2],
+    /// Dilation (rows, cols).
+    pub dil: [usize; 2],
+    /// Output height.
+    pub ho: usize,
+    /// Output width.
+    pub wo: usize,
+}
+
+impl Geometry {
+    /// Geometry of `x` `[N, C, H, W]` ⋆ `w` `[O, C, kH, kW]`; `None` for grouped convolutions or an
+    /// empty output (callers then use Burn's kernel, which reports the error).
+    pub fn new(x: [usize; 4], w: [usize; 4], o: &ConvOptions<2>) -> Option<Self> {
+        if o.groups != 1 || x[1] != w[1] {
+            return None;
+        }
+        let out = |i: usize| {
+            let span = o.dilation[i] * (w[2 + i] - 1) + 1;
+            (x[2 + i] + 2 * o.padding[i])
+                .checked_sub(span)
+                .map(|v| v / o.stride[i] + 1)
+        };
+        let (ho, wo) = (out(0)?, out(1)?);
+        let g = Self {
+            n: x[0],
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            o: w[0],
+            kh: w[2],
+            kw: w[3],
+            stride: o.stride,
+            pad: o.padding,
+            dil: o.dilation,
+            ho,
+            wo,
+        };
+        (g.n * g.c * g.o * g.ho * g.wo > 0).then_some(g)
+    }
+
+    /// Rows of the im2col matrix, `C·kH·kW`.
+    pub fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Output pixels per channel, `H_out·W_out`.
+    pub fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    fn x_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn y_len(&self) -> usize {
+        self.o * self.p()
+    }
+
+    /// 1×1, stride 1, no padding: the input is its own im2col matrix.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+
+    /// Output-row tiles `[y0, y1)` whose im2col block fits [`COL_BUDGET`].
+    fn tiles(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let rows = (COL_BUDGET / (self.k() * self.wo)).clamp(1, self.ho);
+        let ho = self.ho;
+        (0..ho)
+            .step_by(rows)
+            .map(move |y0| (y0, (y0 + rows).min(ho)))
+    }
+}
+
+/// A strided matrix view; the constructor checks that every element lies inside `data`.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+        assert!(rows > 0 && cols > 0 && (rows - 1) * rs + (cols - 1) * cs < data.len());
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
+    /// The transpose (a view, no copy).
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+}
+
+/// `dst[rows × cols]` (row stride `rs`, unit column stride) `= (accumulate ? dst : 0) + a · b`.
+fn gemm_into(dst: &mut [f32], rs: usize, accumulate: bool, a: Mat, b: Mat, par: Parallelism) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k && (m - 1) * rs + n <= dst.len());
+    // SAFETY: the three views were bounds-checked above and in `Mat::new`; `dst` is borrowed
+    // mutably, so it cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Output indices `[o0, o1)` whose input index `o·s + off` lies in `[0, len)`.
+fn valid_range(off: isize, s: usize, len: usize, out: usize) -> (usize, usize) {
+    let s = s as isize;
+    let o0 = if off >= 0 { 0 } else { (-off + s - 1) / s };
+    let last = len as isize - 1 - off;
+    let o1 = if last < 0 { 0 } else { last / s + 1 };
+    let o1 = (o1 as usize).min(out);
+    ((o0 as usize).min(o1), o1)
+}
+
+/// Calls `f(row_of_col, oy_offset_in_tile, input_row, ox0, ox1, x_off)` for every non-empty
+/// (kernel tap, output row) pair of rows `[y0, y1)`: output pixels `ox ∈ [ox0, ox1)` of that row
+/// read input column `ox·s + x_off` of input row `input_row` (channel-major index).
+fn for_each_tap(
+    g: &Geometry,
+    y0: usize,
+    y1: usize,
+    mut f: impl FnMut(usize, usize, Option<usize>, usize, usize, isize),
+) {
+    for c in 0..g.c {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = (c * g.kh + ki) * g.kw + kj;
+                let x_off = (kj * g.dil[1]) as isize - g.pad[1] as isize;
+                let (ox0, ox1) = valid_range(x_off, g.stride[1], g.w, g.wo);
+                for (r, oy) in (y0..y1).enumerate() {
+                    let iy = (oy * g.stride[0] + ki * g.dil[0]) as isize - g.pad[0] as isize;
+                    let inside = iy >= 0 && (iy as usize) < g.h;
+                    let input_row = inside.then(|| c * g.h + iy as usize);
+                    f(row, r, input_row, ox0, ox1, x_off);
+                }
+            }
+        }
+    }
+}
+
+/// im2col of output rows `[y0, y1)` of one sample `x` `[C, H, W]` into `col` `[K, (y1−y0)·W_out]`.
+fn im2col(g: &Geometry, x: &[f32], y0: usize, y1: usize, col: &mut [f32]) {
+    let l = (y1 - y0) * g.wo;
+    let (w, wo, s) = (g.w, g.wo, g.stride[1]);
+    for_each_tap(g, y0, y1, |row, r, input_row, ox0, ox1, x_off| {
+        let dst = &mut col[row * l + r * wo..row * l + (r + 1) * wo];
+        let Some(iy) = input_row else {
+            dst.fill(0.0);
+            return;
+        };
+        let src = &x[iy * w..(iy + 1) * w];
+        dst[..ox0].fill(0.0);
+        dst[ox1..].fill(0.0);
+        if s == 1 {
+            let s0 = (ox0 as isize + x_off) as usize;
+            dst[ox0..ox1].copy_from_slice(&src[s0..s0 + (ox1 - ox0)]);
+        } else {
+            for (ox, d) in dst.iter_mut().enumerate().take(ox1).skip(ox0) {
+                *d = src[((ox * s) as isize + x_off) as usize];
+            }
+        }
+    });
+}
+
+/// col2im: adds `col` `[K, (y1−y0)·W_out]` back onto the sample gradient `dx` `[C, H, W]`.
+fn col2im(g: &Geometry, col: &[f32], y0: usize, y1: usize, dx: &mut [f32]) {
+    let l = (y1 - y0) * g.wo;
+    let (w, wo, s) = (g.w, g.wo, g.stride[1]);
+    for_each_tap(g, y0, y1, |row, r, input_row, ox0, ox1, x_off| {
+        let Some(iy) = input_row else { return };
+        let src = &col[row * l + r * wo..row * l + (r + 1) * wo];
+        let dst = &mut dx[iy * w..(iy + 1) * w];
+        if s == 1 {
+            let d0 = (ox0 as isize + x_off) as usize;
+            for (d, v) in dst[d0..d0 + (ox1 - ox0)].iter_mut().zip(&src[ox0..ox1]) {
+                *d += v;
+            }
+        } else {
+            for (ox, v) in src.iter().enumerate().take(ox1).skip(ox0) {
+                dst[((ox * s) as isize + x_off) as usize] += v;
+            }
+        }
+    });
+}
+
+/// Threads to split the batch over, and the GEMM parallelism inside each chunk.
+fn plan(g: &Geometry) -> (usize, Parallelism) {
+    let threads = rayon::current_num_threads().max(1);
+    if g.n >= threads || threads == 1 {
+        (threads.min(g.n), Parallelism::None)
+    } else if g.o * g.k() * g.p() >= GEMM_PARALLEL_MIN {
+        (1, Parallelism::Rayon(threads))
+    } else {
+        (1, Parallelism::None)
+    }
+}
+
+/// Runs `f(first_sample, samples)` on contiguous sample chunks, one per planned thread.
+fn chunks(g: &Geometry, parts: usize) -> Vec<(usize, usize)> {
+    let per = g.n.div_ceil(parts);
+    (0..g.n)
+        .step_by(per)
+        .map(|s| (s, per.min(g.n - s)))
+        .collect()
+}
+
+/// Forward convolution: `x` `[N, C, H, W]`, `w` `[O, C, kH, kW]`, `bias` `[O]` → `[N, O, H_out, W_out]`.
+pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (parts, par) = plan(g);
+    let (xl, yl, p, k) = (g.x_len(), g.y_len(), g.p(), g.k());
+    let mut y = vec![0f32; g.n * yl];
+    let wm = Mat::new(w, g.o, k, k, 1); // [O, K]
+    let spans = chunks(g, parts);
+    let run = |(s0, ns): (usize, usize), y: &mut [f32]| {
+        let mut col = Vec::new();
+        for i in 0..ns {
+            let xs = &x[(s0 + i) * xl..(s0 + i + 1) * xl];
+            let ys = &mut y[i * yl..(i + 1) * yl];
+            if g.pointwise() {
+                gemm_into(ys, p, false, wm, Mat::new(xs, g.c, p, p, 1), par);
+            } else {
+                for (y0, y1) in g.tiles() {
+                    let l = (y1 - y0) * g.wo;
+                    col.resize(k * l, 0.0);
+                    im2col(g, xs, y0, y1, &mut col);
+                    let cm = Mat::new(&col, k, l, l, 1);
+                    gemm_into(&mut ys[y0 * g.wo..], p, false, wm, cm, par);
+                }
+            }
+            if let Some(b) = bias {
+                for (plane, bv) in ys.chunks_mut(p).zip(b) {
+                    plane.iter_mut().for_each(|v| *v += bv);
+                }
+            }
+        }
+    };
+    let per = spans[0].1;
+    y.par_chunks_mut(per * yl)
+        .zip(spans.par_iter())
+        .for_each(|(yc, &span)| run(span, yc));
+    y
+}
+
+/// Both gradients from `dy` `[N, O, H_out, W_out]`: `(dx [N, C, H, W], dW [O, C, kH, kW])`, each
+/// only when asked for.
+pub fn backward(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    need_x: bool,
+    need_w: bool,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let (parts, par) = plan(g);
+    let (xl, yl, p, k) = (g.x_len(), g.y_len(), g.p(), g.k());
+    let wt = Mat::new(w, g.o, k, k, 1).t(); // Wᵀ [K, O]
+    let spans = chunks(g, parts);
+    let per = spans[0].1;
+    let mut dx = if need_x {
+        vec![0f32; g.n * xl]
+    } else {
+        Vec::new()
+    };
+    // one chunk of samples: adds its samples' dx (into `dxc`) and returns its share of dW
+    let run = |(s0, ns): (usize, usize), dxc: &mut [f32]| -> Vec<f32> {
+        let mut dw = if need_w {
+            vec![0f32; g.o * k]
+        } else {
+            Vec::new()
+        };
+        let mut col = Vec::new();
+        for i in 0..ns {
+            let xs = &x[(s0 + i) * xl..(s0 + i + 1) * xl];
+            let dys = &dy[(s0 + i) * yl..(s0 + i + 1) * yl];
+            let dym = Mat::new(dys, g.o, p, p, 1); // [O, P]
+            if g.pointwise() {
+                if need_x {
+                    let dxs = &mut dxc[i * xl..(i + 1) * xl];
+                    gemm_into(dxs, p, false, wt, dym, par);
+                }
+                if need_w {
+                    let xt = Mat::new(xs, g.c, p, p, 1).t(); // [P, C]
+                    gemm_into(&mut dw, k, true, dym, xt, par);
+                }
+                continue;
+            }
+            for (y0, y1) in g.tiles() {
+                let l = (y1 - y0) * g.wo;
+                let dyt = Mat::new(&dys[y0 * g.wo..], g.o, l, p, 1); // [O, L]
+                col.resize(k * l, 0.0);
+                if need_w {
+                    im2col(g, xs, y0, y1, &mut col);
+                    let ct = Mat::new(&col, k, l, l, 1).t(); // [L, K]
+                    gemm_into(&mut dw, k, true, dyt, ct, par);
+                }
+                if need_x {
+                    gemm_into(&mut col, l, false, wt, dyt, par);
+                    col2im(g, &col, y0, y1, &mut dxc[i * xl..(i + 1) * xl]);
+                }
+            }
+        }
+        dw
+    };
+    let sum = |mut a: Vec<f32>, b: Vec<f32>| {
+        a.iter_mut().zip(&b).for_each(|(u, v)| *u += v);
+        a
+    };
+    let dw = if need_x {
+        dx.par_chunks_mut(per * xl)
+            .zip(spans.par_iter())
+            .map(|(dxc, &span)| run(span, dxc))
+            .reduce_with(sum)
+    } else {
+        spans
+            .par_iter()
+            .map(|&span| run(span, &mut []))
+            .reduce_with(sum)
+    };
+    (need_x.then_some(dx), dw.filter(|_| need_w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct definition of the convolution, for the kernel's own unit test.
+    fn naive(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let mut y = vec![0f32; g.n * g.o * g.p()];
+        for n in 0..g.n {
+            for o in 0..g.o {
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        let mut acc = 0f32;
+                        for c in 0..g.c {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy = (oy * g.stride[0] + i * g.dil[0]) as isize
+                                        - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + j * g.dil[1]) as isize
+                                        - g.pad[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    acc += x
+                                        [((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize]
+                                        * w[((o * g.c + c) * g.kh + i) * g.kw + j];
+                                }
+                            }
+                        }
+                        y[((n * g.o + o) * g.ho + oy) * g.wo + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn forward_matches_the_definition_with_dilation_and_odd_sizes() {
+        let o = ConvOptions::new([2, 1], [1, 2], [2, 1], 1);
+        let g = Geometry::new([3, 2, 7, 6], [4, 2, 3, 2], &o).unwrap();
+        let x: Vec<f32> = (0..3 * 2 * 7 * 6)
+            .map(|i| ((i * 37) % 11) as f32 - 5.0)
+            .collect();
+        let w: Vec<f32> = (0..4 * 2 * 3 * 2)
+            .map(|i| ((i * 13) % 7) as f32 - 3.0)
+            .collect();
+        // small integers: both sums are exact
+        assert_eq!(forward(&g, &x, &w, None), naive(&g, &x, &w));
+    }
+
+    #[test]
+    fn valid_range_covers_exactly_the_inside_pixels() {
+        for off in -4isize..4 {
+            for s in 1..4 {
+                let (a, b) = valid_range(off, s, 5, 6);
+                for o in 0..6 {
+                    let i = (o * s) as isize + off;
+                    assert_eq!((a..b).contains(&o), (0..5).contains(&i), "{off} {s} {o}");
+                }
+            }
+        }
+    }
+}
