@@ -6,7 +6,10 @@
 //! * input grad:   `dcol[K, P] = Wᵀ · dy_n[C_out, P]`, scattered back by col2im
 //! * weight grad:  `dW[C_out, K] += dy_n[C_out, P] · col(x_n)ᵀ` (transposed through strides)
 //!
-//! A 1×1, stride-1, unpadded conv needs no im2col (`col(x_n) = x_n` `[C_in, H·W]`). Samples are
+//! A 1×1, stride-1, unpadded conv needs no im2col (`col(x_n) = x_n` `[C_in, H·W]`). A
+//! single-channel filter (`C_in = C_out = 1`: the FIR resampling convs, run on `[N·C, 1, H, W]`)
+//! is a direct loop over its taps (one scaled row add per tap and output row), since a GEMM
+//! with one output row would only add im2col traffic. Samples are
 //! split into one contiguous chunk per rayon thread, each with its own im2col buffer and
 //! weight-gradient accumulator, and every GEMM then runs single-threaded; with fewer samples
 //! than threads the GEMMs themselves are parallel.
@@ -102,6 +105,11 @@ impl Geometry {
     /// 1×1, stride 1, no padding: the input is its own im2col matrix.
     fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+
+    /// One input and one output channel (FIR filtering of `[N·C, 1, H, W]`).
+    fn single_channel(&self) -> bool {
+        self.c == 1 && self.o == 1
     }
 
     /// Output-row tiles `[y0, y1)` whose im2col block fits [`COL_BUDGET`].
@@ -260,6 +268,52 @@ fn col2im(g: &Geometry, col: &[f32], y0: usize, y1: usize, dx: &mut [f32]) {
     });
 }
 
+/// Direct single-channel filter, one sample: `y` `[H_out, W_out]` (zeroed) `+= w ⋆ x` `[H, W]`.
+fn filter_forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let (wi, wo, s) = (g.w, g.wo, g.stride[1]);
+    for_each_tap(g, 0, g.ho, |tap, r, input_row, ox0, ox1, x_off| {
+        let Some(iy) = input_row else { return };
+        let (wv, src) = (w[tap], &x[iy * wi..(iy + 1) * wi]);
+        let dst = &mut y[r * wo..(r + 1) * wo];
+        if s == 1 {
+            let s0 = (ox0 as isize + x_off) as usize;
+            for (d, v) in dst[ox0..ox1].iter_mut().zip(&src[s0..]) {
+                *d += wv * v;
+            }
+        } else {
+            for (ox, d) in dst.iter_mut().enumerate().take(ox1).skip(ox0) {
+                *d += wv * src[((ox * s) as isize + x_off) as usize];
+            }
+        }
+    });
+}
+
+/// Direct single-channel filter gradients, one sample: `dx += wᵀ ⋆ dy`, `dw += dy ⋆ x`.
+fn filter_backward(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    mut dx: Option<&mut [f32]>,
+    mut dw: Option<&mut [f32]>,
+) {
+    let (wi, wo, s) = (g.w, g.wo, g.stride[1]);
+    for_each_tap(g, 0, g.ho, |tap, r, input_row, ox0, ox1, x_off| {
+        let Some(iy) = input_row else { return };
+        let grow = &dy[r * wo..(r + 1) * wo];
+        let at = |ox: usize| iy * wi + ((ox * s) as isize + x_off) as usize;
+        if let Some(dx) = dx.as_deref_mut() {
+            for (ox, gv) in grow.iter().enumerate().take(ox1).skip(ox0) {
+                dx[at(ox)] += w[tap] * gv;
+            }
+        }
+        if let Some(dw) = dw.as_deref_mut() {
+            let dot: f32 = (ox0..ox1).map(|ox| grow[ox] * x[at(ox)]).sum();
+            dw[tap] += dot;
+        }
+    });
+}
+
 /// Threads to split the batch over, and the GEMM parallelism inside each chunk.
 fn plan(g: &Geometry) -> (usize, Parallelism) {
     let threads = rayon::current_num_threads().max(1);
@@ -293,7 +347,9 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<
         for i in 0..ns {
             let xs = &x[(s0 + i) * xl..(s0 + i + 1) * xl];
             let ys = &mut y[i * yl..(i + 1) * yl];
-            if g.pointwise() {
+            if g.single_channel() {
+                filter_forward(g, xs, w, ys);
+            } else if g.pointwise() {
                 gemm_into(ys, p, false, wm, Mat::new(xs, g.c, p, p, 1), par);
             } else {
                 for (y0, y1) in g.tiles() {
@@ -350,6 +406,12 @@ pub fn backward(
             let xs = &x[(s0 + i) * xl..(s0 + i + 1) * xl];
             let dys = &dy[(s0 + i) * yl..(s0 + i + 1) * yl];
             let dym = Mat::new(dys, g.o, p, p, 1); // [O, P]
+            if g.single_channel() {
+                let dxs = need_x.then(|| &mut dxc[i * xl..(i + 1) * xl]);
+                let dws = need_w.then_some(dw.as_mut_slice());
+                filter_backward(g, xs, w, dys, dxs, dws);
+                continue;
+            }
             if g.pointwise() {
                 if need_x {
                     let dxs = &mut dxc[i * xl..(i + 1) * xl];
