@@ -192,9 +192,9 @@ fn padding_pairs<B: Backend>(
 }
 
 fn check_shapes(x: &[usize; 4], w: &[usize; 4], bias: Option<usize>, o: &ConvOptions<2>) {
-    let ok_channels = x[1] == w[1] * o.groups && w[0] % o.groups == 0;
+    let ok_channels = x[1] == w[1] * o.groups && w[0].is_multiple_of(o.groups);
     let ok_bias = bias.is_none_or(|b| b == w[0]);
-    let fits = (0..2).all(|i| x[2 + i] + 2 * o.padding[i] >= o.dilation[i] * (w[2 + i] - 1) + 1);
+    let fits = (0..2).all(|i| x[2 + i] + 2 * o.padding[i] > o.dilation[i] * (w[2 + i] - 1));
     assert!(
         ok_channels && ok_bias && fits,
         "conv2d: input {x:?}, weight {w:?}, bias {bias:?} and {o:?} do not fit together"
