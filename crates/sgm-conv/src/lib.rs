@@ -42,6 +42,19 @@ pub struct GradsNeeded {
     pub weight: bool,
 }
 
+impl GradsNeeded {
+    /// Only `∂L/∂x`.
+    pub const INPUT: Self = Self {
+        x: true,
+        weight: false,
+    };
+    /// Only `∂L/∂w`.
+    pub const WEIGHT: Self = Self {
+        x: false,
+        weight: true,
+    };
+}
+
 /// Gradients of a 2-D convolution (`None` where not requested).
 #[derive(Debug)]
 pub struct ConvGrads<B: Backend> {
@@ -95,19 +108,47 @@ pub trait ConvBackend: Backend {
         options: ConvOptions<2>,
         needed: GradsNeeded,
     ) -> ConvGrads<Self> {
-        let gx = needed.x.then(|| {
-            Self::conv2d_input_grad(
-                x.clone(),
-                weight.clone(),
-                output_grad.clone(),
-                options.clone(),
-            )
-        });
-        let gw = needed
-            .weight
-            .then(|| Self::conv2d_weight_grad(x, weight, output_grad, options));
-        ConvGrads { x: gx, weight: gw }
+        let (input_grad, weight_grad) = (Self::conv2d_input_grad, Self::conv2d_weight_grad);
+        conv2d_grads_with(
+            x,
+            weight,
+            output_grad,
+            options,
+            needed,
+            input_grad,
+            weight_grad,
+        )
     }
+}
+
+/// A gradient kernel: `(x, weight, output_grad, options) → gradient`.
+pub type GradKernel<B> =
+    fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, ConvOptions<2>) -> FloatTensor<B>;
+
+/// The requested gradients from two separate kernels (the default of
+/// [`ConvBackend::conv2d_backward`], and the fallback of fast kernels to Burn's
+/// `ModuleOps::conv2d_x_backward` / `conv2d_weight_backward`).
+pub fn conv2d_grads_with<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    needed: GradsNeeded,
+    input_grad: GradKernel<B>,
+    weight_grad: GradKernel<B>,
+) -> ConvGrads<B> {
+    let gx = needed.x.then(|| {
+        input_grad(
+            x.clone(),
+            weight.clone(),
+            output_grad.clone(),
+            options.clone(),
+        )
+    });
+    let gw = needed
+        .weight
+        .then(|| weight_grad(x, weight, output_grad, options));
+    ConvGrads { x: gx, weight: gw }
 }
 
 /// An autodiff backend whose inner backend has the extension too (training code: forward on
@@ -207,7 +248,8 @@ where
     E: burn::backend::ndarray::FloatNdArrayElement,
     I: burn::backend::ndarray::IntNdArrayElement,
     Q: burn::backend::ndarray::QuantElement,
-    Self: Backend,
+    burn::backend::ndarray::NdArrayTensor: From<burn::backend::ndarray::SharedArray<E>>,
+    burn::backend::ndarray::NdArrayTensor: From<burn::backend::ndarray::SharedArray<I>>,
 {
 }
 

@@ -10,7 +10,7 @@ use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{DType, TensorMetadata};
 use burn_flex::{Flex, FlexTensor};
 
-use crate::{ConvBackend, ConvGrads, GradsNeeded};
+use crate::{ConvBackend, ConvGrads, GradsNeeded, conv2d_grads_with};
 use kernel::Geometry;
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -68,11 +68,7 @@ impl ConvBackend for Flex {
         output_grad: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let needed = GradsNeeded {
-            x: true,
-            weight: false,
-        };
-        Self::conv2d_backward(x, weight, output_grad, options, needed)
+        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::INPUT)
             .x
             .expect("input gradient requested")
     }
@@ -83,11 +79,7 @@ impl ConvBackend for Flex {
         output_grad: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let needed = GradsNeeded {
-            x: false,
-            weight: true,
-        };
-        Self::conv2d_backward(x, weight, output_grad, options, needed)
+        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::WEIGHT)
             .weight
             .expect("weight gradient requested")
     }
@@ -103,18 +95,16 @@ impl ConvBackend for Flex {
             .filter(|g| dims4(&output_grad) == [g.n, g.o, g.ho, g.wo]);
         let Some(g) = fast else {
             use burn::tensor::ops::ModuleOps;
-            let gx = needed.x.then(|| {
-                Flex::conv2d_x_backward(
-                    x.clone(),
-                    weight.clone(),
-                    output_grad.clone(),
-                    options.clone(),
-                )
-            });
-            let gw = needed
-                .weight
-                .then(|| Flex::conv2d_weight_backward(x, weight, output_grad, options));
-            return ConvGrads { x: gx, weight: gw };
+            let (input_grad, weight_grad) = (Flex::conv2d_x_backward, Flex::conv2d_weight_backward);
+            return conv2d_grads_with(
+                x,
+                weight,
+                output_grad,
+                options,
+                needed,
+                input_grad,
+                weight_grad,
+            );
         };
         let wshape = dims4(&weight);
         let (x, weight, dy) = (values(&x), values(&weight), values(&output_grad));
