@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{case_model, check_exhausted, f64_key, nfe_slack, str_key};
+use common::{case_model, check_exhausted, f64_key, str_key};
 use sde_core::ScoreFn;
 use sgm_sample::{DataScaler, Hutchinson, LikelihoodConfig, Rk45Options, likelihood};
 use sgm_testkit::{Case, Checker, TestAutodiff, Tolerance, cases, device, host};
@@ -83,7 +83,7 @@ fn run(case: &Case, checker: &mut Checker) {
         bpd,
         expected
     );
-    checker.check_count(case, "nfe", out.nfe as i64, nfe, nfe_slack(case, nfe));
+    checker.check_count(case, "nfe", out.nfe as i64, nfe, case.nfe_slack(nfe));
     // one forward (+ one backward) per right-hand-side evaluation
     checker.check_count(
         case,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{case_model, check_exhausted, f64_key, nfe_slack, pc_config, scaler, shape4, str_key};
+use common::{case_model, check_exhausted, f64_key, pc_config, scaler, shape4, str_key};
 use sde_core::{ScoreFn, Sde};
 use sgm_sample::{
     Corrector, NoProjection, OdeConfig, PcConfig, Predictor, Rk45Options, SampleError, ode_sample,
@@ -71,7 +71,7 @@ fn run_ode(case: &Case, checker: &mut Checker) {
             checker.check_tensor(case, "sample", out.sample);
             let exp = &case.json["expected"];
             let nfe = exp["nfe"].as_i64().unwrap_or(-1);
-            let slack = nfe_slack(case, nfe);
+            let slack = case.nfe_slack(nfe);
             eprintln!(
                 "{}: nfe {} (reference {nfe}, slack {slack})",
                 case.id(),

@@ -1,6 +1,6 @@
 //! The pass rule and the fixtures-root policy of the harness itself.
 
-use sgm_testkit::{Rule, Tolerance, compare};
+use sgm_testkit::{Rule, Tolerance, compare, nfe_allowance};
 
 const TOL: Tolerance = Tolerance {
     rtol: 1e-4,
@@ -50,4 +50,16 @@ fn explicit_fixtures_root_must_exist_and_hold_cases() {
     assert!(r.is_err(), "a missing SGM_FIXTURES root must fail");
     unsafe { std::env::remove_var(sgm_testkit::FIXTURES_ENV) };
     std::fs::remove_dir_all(&empty).ok();
+}
+
+/// README §3 NFE rule: exact for `nfe_atol` 0, else `max(nfe_atol, ⌈0.25·nfe⌉)`.
+#[test]
+fn nfe_allowance_follows_the_quarter_rule() {
+    assert_eq!(nfe_allowance(0, 596), 0);
+    assert_eq!(nfe_allowance(12, 20), 12); // ⌈5⌉ < 12
+    assert_eq!(nfe_allowance(12, 254), 64); // ⌈63.5⌉: 254 → 308 (+54) is allowed
+    assert_eq!(nfe_allowance(12, 296), 74);
+    assert_eq!(nfe_allowance(12, 48), 12);
+    assert_eq!(nfe_allowance(12, 49), 13);
+    assert!(254 + nfe_allowance(12, 254) >= 308);
 }

@@ -1,5 +1,5 @@
 //! Shared helpers of the parity tests: score models of a case (analytic or network), options
-//! parsed from `case.json`, and the README §3 NFE slack rule.
+//! parsed from `case.json` (the README §3 NFE allowance is `sgm_testkit::Case::nfe_slack`).
 #![allow(dead_code)]
 
 use burn::prelude::*;
@@ -85,16 +85,6 @@ pub fn shape4(case: &Case) -> [usize; 4] {
         .collect();
     v.try_into()
         .unwrap_or_else(|_| panic!("{}: `shape` is not 4-D", case.id()))
-}
-
-/// README §3: `nfe_atol` 0 → exact; otherwise `max(nfe_atol, ⌈0.10 · expected⌉)`.
-pub fn nfe_slack(case: &Case, expected: i64) -> i64 {
-    let atol = case.json["tolerance"]["nfe_atol"].as_i64().unwrap_or(0);
-    if atol == 0 {
-        0
-    } else {
-        atol.max((expected as f64 * 0.10).ceil() as i64)
-    }
 }
 
 /// The replay queue must be empty at the end (README §4).
