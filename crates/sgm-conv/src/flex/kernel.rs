@@ -1,4 +1,13 @@
-//! f32 convolution kernels on contiguous NCHW slices (groups = 1).
+//! Convolution kernels on contiguous f32 NCHW slices (groups = 1), computed in f64.
+//!
+//! Every product and sum runs in f64 ([`Acc`]): each sample, the weights and the output gradient
+//! are widened once, the GEMMs are f64 GEMMs, and results are rounded to f32 once at the end, so
+//! an output is the correctly rounded value of its exact sum up to f64 error (≈ 1e-16 relative
+//! instead of f32's ≈ 1e-7·√K). Reason: the likelihood's RK45 solve of the probability-flow ODE
+//! amplifies float32 summation-order differences into different accepted steps, and an f32 GEMM
+//! whose order differs from PyTorch's moved two likelihood cases out of their allowance (bpd
+//! 1.1e-2 vs ±1e-2) where evaluating the network more accurately moves bpd by ≤ 4.6e-3
+//! (fixtures README §3.1); f64 accumulation costs ≈ 2× GEMM time (docs/benchmarks.md).
 //!
 //! Per sample, with `P = H_out·W_out` and `K = C_in·kH·kW`, tiled over output rows so the
 //! im2col buffer stays ≤ [`COL_BUDGET`] floats:
@@ -18,7 +27,10 @@ use burn::tensor::ops::ConvOptions;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Largest im2col tile, in floats (4 MiB).
+/// The accumulation type of every kernel.
+pub type Acc = f64;
+
+/// Largest im2col tile, in elements (8 MiB of [`Acc`]).
 const COL_BUDGET: usize = 1 << 20;
 
 /// GEMMs smaller than this (m·n·k) never use gemm's own threads.
@@ -125,7 +137,7 @@ impl Geometry {
 /// A strided matrix view; the constructor checks that every element lies inside `data`.
 #[derive(Clone, Copy)]
 struct Mat<'a> {
-    data: &'a [f32],
+    data: &'a [Acc],
     rows: usize,
     cols: usize,
     rs: usize,
@@ -133,7 +145,7 @@ struct Mat<'a> {
 }
 
 impl<'a> Mat<'a> {
-    fn new(data: &'a [f32], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
+    fn new(data: &'a [Acc], rows: usize, cols: usize, rs: usize, cs: usize) -> Self {
         assert!(rows > 0 && cols > 0 && (rows - 1) * rs + (cols - 1) * cs < data.len());
         Self {
             data,
@@ -157,7 +169,7 @@ impl<'a> Mat<'a> {
 }
 
 /// `dst[rows × cols]` (row stride `rs`, unit column stride) `= (accumulate ? dst : 0) + a · b`.
-fn gemm_into(dst: &mut [f32], rs: usize, accumulate: bool, a: Mat, b: Mat, par: Parallelism) {
+fn gemm_into(dst: &mut [Acc], rs: usize, accumulate: bool, a: Mat, b: Mat, par: Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && (m - 1) * rs + n <= dst.len());
     // SAFETY: the three views were bounds-checked above and in `Mat::new`; `dst` is borrowed
@@ -224,7 +236,7 @@ fn for_each_tap(
 }
 
 /// im2col of output rows `[y0, y1)` of one sample `x` `[C, H, W]` into `col` `[K, (y1−y0)·W_out]`.
-fn im2col(g: &Geometry, x: &[f32], y0: usize, y1: usize, col: &mut [f32]) {
+fn im2col(g: &Geometry, x: &[Acc], y0: usize, y1: usize, col: &mut [Acc]) {
     let l = (y1 - y0) * g.wo;
     let (w, wo, s) = (g.w, g.wo, g.stride[1]);
     for_each_tap(g, y0, y1, |row, r, input_row, ox0, ox1, x_off| {
@@ -248,7 +260,7 @@ fn im2col(g: &Geometry, x: &[f32], y0: usize, y1: usize, col: &mut [f32]) {
 }
 
 /// col2im: adds `col` `[K, (y1−y0)·W_out]` back onto the sample gradient `dx` `[C, H, W]`.
-fn col2im(g: &Geometry, col: &[f32], y0: usize, y1: usize, dx: &mut [f32]) {
+fn col2im(g: &Geometry, col: &[Acc], y0: usize, y1: usize, dx: &mut [Acc]) {
     let l = (y1 - y0) * g.wo;
     let (w, wo, s) = (g.w, g.wo, g.stride[1]);
     for_each_tap(g, y0, y1, |row, r, input_row, ox0, ox1, x_off| {
@@ -269,7 +281,7 @@ fn col2im(g: &Geometry, col: &[f32], y0: usize, y1: usize, dx: &mut [f32]) {
 }
 
 /// Direct single-channel filter, one sample: `y` `[H_out, W_out]` (zeroed) `+= w ⋆ x` `[H, W]`.
-fn filter_forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+fn filter_forward(g: &Geometry, x: &[Acc], w: &[Acc], y: &mut [Acc]) {
     let (wi, wo, s) = (g.w, g.wo, g.stride[1]);
     for_each_tap(g, 0, g.ho, |tap, r, input_row, ox0, ox1, x_off| {
         let Some(iy) = input_row else { return };
@@ -291,11 +303,11 @@ fn filter_forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
 /// Direct single-channel filter gradients, one sample: `dx += wᵀ ⋆ dy`, `dw += dy ⋆ x`.
 fn filter_backward(
     g: &Geometry,
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    mut dx: Option<&mut [f32]>,
-    mut dw: Option<&mut [f32]>,
+    x: &[Acc],
+    w: &[Acc],
+    dy: &[Acc],
+    mut dx: Option<&mut [Acc]>,
+    mut dw: Option<&mut [Acc]>,
 ) {
     let (wi, wo, s) = (g.w, g.wo, g.stride[1]);
     for_each_tap(g, 0, g.ho, |tap, r, input_row, ox0, ox1, x_off| {
@@ -308,7 +320,7 @@ fn filter_backward(
             }
         }
         if let Some(dw) = dw.as_deref_mut() {
-            let dot: f32 = (ox0..ox1).map(|ox| grow[ox] * x[at(ox)]).sum();
+            let dot: Acc = (ox0..ox1).map(|ox| grow[ox] * x[at(ox)]).sum();
             dw[tap] += dot;
         }
     });
@@ -335,36 +347,53 @@ fn chunks(g: &Geometry, parts: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// `dst = v` widened to [`Acc`] (reusing `dst`'s allocation).
+fn widen_into(dst: &mut Vec<Acc>, v: &[f32]) {
+    dst.clear();
+    dst.extend(v.iter().map(|&a| Acc::from(a)));
+}
+
+fn widen(v: &[f32]) -> Vec<Acc> {
+    v.iter().map(|&a| Acc::from(a)).collect()
+}
+
+/// `dst = v` rounded to f32 (round to nearest).
+fn narrow_into(dst: &mut [f32], v: &[Acc]) {
+    dst.iter_mut().zip(v).for_each(|(d, &a)| *d = a as f32);
+}
+
 /// Forward convolution: `x` `[N, C, H, W]`, `w` `[O, C, kH, kW]`, `bias` `[O]` → `[N, O, H_out, W_out]`.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (parts, par) = plan(g);
     let (xl, yl, p, k) = (g.x_len(), g.y_len(), g.p(), g.k());
     let mut y = vec![0f32; g.n * yl];
-    let wm = Mat::new(w, g.o, k, k, 1); // [O, K]
+    let (w, bias) = (widen(w), bias.map(widen));
+    let wm = Mat::new(&w, g.o, k, k, 1); // [O, K]
     let spans = chunks(g, parts);
     let run = |(s0, ns): (usize, usize), y: &mut [f32]| {
-        let mut col = Vec::new();
+        let (mut col, mut xs, mut ys) = (Vec::new(), Vec::new(), vec![0.0; yl]);
         for i in 0..ns {
-            let xs = &x[(s0 + i) * xl..(s0 + i + 1) * xl];
-            let ys = &mut y[i * yl..(i + 1) * yl];
+            widen_into(&mut xs, &x[(s0 + i) * xl..(s0 + i + 1) * xl]); // [C, H, W]
             if g.single_channel() {
-                filter_forward(g, xs, w, ys);
+                ys.fill(0.0);
+                filter_forward(g, &xs, &w, &mut ys);
             } else if g.pointwise() {
-                gemm_into(ys, p, false, wm, Mat::new(xs, g.c, p, p, 1), par);
+                gemm_into(&mut ys, p, false, wm, Mat::new(&xs, g.c, p, p, 1), par);
             } else {
                 for (y0, y1) in g.tiles() {
                     let l = (y1 - y0) * g.wo;
                     col.resize(k * l, 0.0);
-                    im2col(g, xs, y0, y1, &mut col);
+                    im2col(g, &xs, y0, y1, &mut col);
                     let cm = Mat::new(&col, k, l, l, 1);
                     gemm_into(&mut ys[y0 * g.wo..], p, false, wm, cm, par);
                 }
             }
-            if let Some(b) = bias {
+            if let Some(b) = &bias {
                 for (plane, bv) in ys.chunks_mut(p).zip(b) {
                     plane.iter_mut().for_each(|v| *v += bv);
                 }
             }
+            narrow_into(&mut y[i * yl..(i + 1) * yl], &ys); // [O, H_out, W_out]
         }
     };
     let per = spans[0].1;
@@ -386,7 +415,8 @@ pub fn backward(
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (parts, par) = plan(g);
     let (xl, yl, p, k) = (g.x_len(), g.y_len(), g.p(), g.k());
-    let wt = Mat::new(w, g.o, k, k, 1).t(); // Wᵀ [K, O]
+    let w = widen(w);
+    let wt = Mat::new(&w, g.o, k, k, 1).t(); // Wᵀ [K, O]
     let spans = chunks(g, parts);
     let per = spans[0].1;
     let mut dx = if need_x {
@@ -394,53 +424,53 @@ pub fn backward(
     } else {
         Vec::new()
     };
-    // one chunk of samples: adds its samples' dx (into `dxc`) and returns its share of dW
-    let run = |(s0, ns): (usize, usize), dxc: &mut [f32]| -> Vec<f32> {
-        let mut dw = if need_w {
-            vec![0f32; g.o * k]
-        } else {
-            Vec::new()
-        };
-        let mut col = Vec::new();
+    // one chunk of samples: writes its samples' dx (into `dxc`) and returns its share of dW
+    let run = |(s0, ns): (usize, usize), dxc: &mut [f32]| -> Vec<Acc> {
+        let mut dw = if need_w { vec![0.0; g.o * k] } else { Vec::new() };
+        let (mut col, mut xs, mut dys) = (Vec::new(), Vec::new(), Vec::new());
+        let mut dxs = if need_x { vec![0.0; xl] } else { Vec::new() };
         for i in 0..ns {
-            let xs = &x[(s0 + i) * xl..(s0 + i + 1) * xl];
-            let dys = &dy[(s0 + i) * yl..(s0 + i + 1) * yl];
-            let dym = Mat::new(dys, g.o, p, p, 1); // [O, P]
-            if g.single_channel() {
-                let dxs = need_x.then(|| &mut dxc[i * xl..(i + 1) * xl]);
-                let dws = need_w.then_some(dw.as_mut_slice());
-                filter_backward(g, xs, w, dys, dxs, dws);
-                continue;
+            if need_w {
+                widen_into(&mut xs, &x[(s0 + i) * xl..(s0 + i + 1) * xl]); // [C, H, W]
             }
-            if g.pointwise() {
+            widen_into(&mut dys, &dy[(s0 + i) * yl..(s0 + i + 1) * yl]); // [O, H_out, W_out]
+            let dym = Mat::new(&dys, g.o, p, p, 1); // [O, P]
+            dxs.fill(0.0);
+            if g.single_channel() {
+                let dxo = need_x.then_some(dxs.as_mut_slice());
+                let dwo = need_w.then_some(dw.as_mut_slice());
+                filter_backward(g, &xs, &w, &dys, dxo, dwo);
+            } else if g.pointwise() {
                 if need_x {
-                    let dxs = &mut dxc[i * xl..(i + 1) * xl];
-                    gemm_into(dxs, p, false, wt, dym, par);
+                    gemm_into(&mut dxs, p, false, wt, dym, par);
                 }
                 if need_w {
-                    let xt = Mat::new(xs, g.c, p, p, 1).t(); // [P, C]
+                    let xt = Mat::new(&xs, g.c, p, p, 1).t(); // [P, C]
                     gemm_into(&mut dw, k, true, dym, xt, par);
                 }
-                continue;
+            } else {
+                for (y0, y1) in g.tiles() {
+                    let l = (y1 - y0) * g.wo;
+                    let dyt = Mat::new(&dys[y0 * g.wo..], g.o, l, p, 1); // [O, L]
+                    col.resize(k * l, 0.0);
+                    if need_w {
+                        im2col(g, &xs, y0, y1, &mut col);
+                        let ct = Mat::new(&col, k, l, l, 1).t(); // [L, K]
+                        gemm_into(&mut dw, k, true, dyt, ct, par);
+                    }
+                    if need_x {
+                        gemm_into(&mut col, l, false, wt, dyt, par);
+                        col2im(g, &col, y0, y1, &mut dxs);
+                    }
+                }
             }
-            for (y0, y1) in g.tiles() {
-                let l = (y1 - y0) * g.wo;
-                let dyt = Mat::new(&dys[y0 * g.wo..], g.o, l, p, 1); // [O, L]
-                col.resize(k * l, 0.0);
-                if need_w {
-                    im2col(g, xs, y0, y1, &mut col);
-                    let ct = Mat::new(&col, k, l, l, 1).t(); // [L, K]
-                    gemm_into(&mut dw, k, true, dyt, ct, par);
-                }
-                if need_x {
-                    gemm_into(&mut col, l, false, wt, dyt, par);
-                    col2im(g, &col, y0, y1, &mut dxc[i * xl..(i + 1) * xl]);
-                }
+            if need_x {
+                narrow_into(&mut dxc[i * xl..(i + 1) * xl], &dxs); // [C, H, W]
             }
         }
         dw
     };
-    let sum = |mut a: Vec<f32>, b: Vec<f32>| {
+    let sum = |mut a: Vec<Acc>, b: Vec<Acc>| {
         a.iter_mut().zip(&b).for_each(|(u, v)| *u += v);
         a
     };
@@ -455,58 +485,86 @@ pub fn backward(
             .map(|&span| run(span, &mut []))
             .reduce_with(sum)
     };
-    (need_x.then_some(dx), dw.filter(|_| need_w))
+    let dw = dw.filter(|_| need_w).map(|a| {
+        let mut v = vec![0f32; a.len()];
+        narrow_into(&mut v, &a);
+        v
+    });
+    (need_x.then_some(dx), dw)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Direct definition of the convolution, for the kernel's own unit test.
-    fn naive(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let mut y = vec![0f32; g.n * g.o * g.p()];
+    /// Direct definition of the convolution and its two gradients in f64 for `dy`:
+    /// `(y, dx, dW)`, each rounded to f32.
+    fn naive(g: &Geometry, x: &[f32], w: &[f32], dy: &[f32]) -> [Vec<f32>; 3] {
+        let mut y = vec![0f64; g.n * g.o * g.p()];
+        let mut dx = vec![0f64; x.len()];
+        let mut dw = vec![0f64; w.len()];
         for n in 0..g.n {
             for o in 0..g.o {
-                for oy in 0..g.ho {
-                    for ox in 0..g.wo {
-                        let mut acc = 0f32;
-                        for c in 0..g.c {
-                            for i in 0..g.kh {
-                                for j in 0..g.kw {
-                                    let iy = (oy * g.stride[0] + i * g.dil[0]) as isize
-                                        - g.pad[0] as isize;
-                                    let ix = (ox * g.stride[1] + j * g.dil[1]) as isize
-                                        - g.pad[1] as isize;
-                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
-                                    {
-                                        continue;
-                                    }
-                                    acc += x
-                                        [((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize]
-                                        * w[((o * g.c + c) * g.kh + i) * g.kw + j];
-                                }
+                for (oy, ox) in (0..g.ho).flat_map(|a| (0..g.wo).map(move |b| (a, b))) {
+                    let yi = ((n * g.o + o) * g.ho + oy) * g.wo + ox;
+                    for c in 0..g.c {
+                        for (i, j) in (0..g.kh).flat_map(|a| (0..g.kw).map(move |b| (a, b))) {
+                            let iy = (oy * g.stride[0] + i * g.dil[0]) as isize - g.pad[0] as isize;
+                            let ix = (ox * g.stride[1] + j * g.dil[1]) as isize - g.pad[1] as isize;
+                            if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                                continue;
                             }
+                            let xi = ((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize;
+                            let wi = ((o * g.c + c) * g.kh + i) * g.kw + j;
+                            y[yi] += f64::from(x[xi]) * f64::from(w[wi]);
+                            dx[xi] += f64::from(w[wi]) * f64::from(dy[yi]);
+                            dw[wi] += f64::from(dy[yi]) * f64::from(x[xi]);
                         }
-                        y[((n * g.o + o) * g.ho + oy) * g.wo + ox] = acc;
                     }
                 }
             }
         }
-        y
+        [y, dx, dw].map(|v| v.into_iter().map(|a| a as f32).collect())
     }
 
+    /// Deterministic values in [-1, 1) with a full f32 mantissa (no exact short sums).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// With f64 accumulation every output is its exact sum rounded once to f32 — for the
+    /// general im2col path (stride, dilation, padding, odd sizes), the 1×1 path and the
+    /// single-channel filter path; an f32 GEMM misses this on long sums.
     #[test]
-    fn forward_matches_the_definition_with_dilation_and_odd_sizes() {
-        let o = ConvOptions::new([2, 1], [1, 2], [2, 1], 1);
-        let g = Geometry::new([3, 2, 7, 6], [4, 2, 3, 2], &o).unwrap();
-        let x: Vec<f32> = (0..3 * 2 * 7 * 6)
-            .map(|i| ((i * 37) % 11) as f32 - 5.0)
-            .collect();
-        let w: Vec<f32> = (0..4 * 2 * 3 * 2)
-            .map(|i| ((i * 13) % 7) as f32 - 3.0)
-            .collect();
-        // small integers: both sums are exact
-        assert_eq!(forward(&g, &x, &w, None), naive(&g, &x, &w));
+    fn every_path_rounds_the_exact_sum_once() {
+        let cases = [
+            ([3, 2, 7, 6], [4, 2, 3, 2], ConvOptions::new([2, 1], [1, 2], [2, 1], 1)),
+            ([2, 64, 5, 5], [8, 64, 3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1)),
+            ([2, 300, 4, 3], [5, 300, 1, 1], ConvOptions::new([1, 1], [0, 0], [1, 1], 1)),
+            ([3, 1, 9, 8], [1, 1, 4, 4], ConvOptions::new([2, 2], [1, 1], [1, 1], 1)),
+        ];
+        for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
+            let g = Geometry::new(xs, ws, &o).unwrap();
+            let x = values(xs.iter().product(), 3 * seed as u64 + 1);
+            let w = values(ws.iter().product(), 3 * seed as u64 + 2);
+            let dy = values(g.n * g.o * g.p(), 3 * seed as u64 + 3);
+            let [y, dx, dw] = naive(&g, &x, &w, &dy);
+            assert_eq!(forward(&g, &x, &w, None), y, "forward {xs:?} {ws:?}");
+            let (gx, gw) = backward(&g, &x, &w, &dy, true, true);
+            assert_eq!(gx.unwrap(), dx, "input gradient {xs:?} {ws:?}");
+            assert_eq!(gw.unwrap(), dw, "weight gradient {xs:?} {ws:?}");
+            let (gx, gw) = backward(&g, &x, &w, &dy, true, false);
+            assert!(gw.is_none());
+            assert_eq!(gx.unwrap(), dx, "input gradient alone {xs:?} {ws:?}");
+        }
     }
 
     #[test]
