@@ -2,6 +2,7 @@
 //! (loss = mean(out²)) on `Autodiff<Flex>`, batch 8, 128 channels, 32×32:
 //! * `conv3x3`: one 3×3 conv 128→128 through sgm-conv's extension (the fast kernel) and through
 //!   Burn's own `conv2d` (what the layers used before);
+//! * `conv3x3_fwd`: the same conv, forward only on Flex (no autodiff), both ways;
 //! * `stack`: 4 × [conv3x3, GroupNorm(32), SiLU] through the extension.
 //!
 //! `cargo test -p sgm-nets --bench conv` (dev/test profile: dependencies and sgm-conv at
@@ -10,6 +11,7 @@
 
 use std::time::Instant;
 
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::ops::ConvOptions;
@@ -65,6 +67,18 @@ fn main() {
         step(burn::tensor::module::conv2d(x.clone(), w, b, opts.clone()));
     });
     println!("ROW conv3x3_burn {burn:.4}");
+
+    let (conv_in, x_in) = (conv.valid(), x.clone().inner());
+    let fwd = time(iters, || {
+        drop(sgm_conv::conv2d_module(&conv_in, x_in.clone()));
+    });
+    println!("ROW conv3x3_fwd {fwd:.4}");
+    let fwd_burn = time(iters, || {
+        let w = conv_in.weight.val();
+        let b = conv_in.bias.as_ref().map(|b| b.val());
+        drop(burn::tensor::module::conv2d(x_in.clone(), w, b, opts.clone()));
+    });
+    println!("ROW conv3x3_fwd_burn {fwd_burn:.4}");
 
     let convs: Vec<_> = (0..4).map(|_| conv3x3::<A>(128, 128, 1.0, &d)).collect();
     let norms: Vec<_> = (0..4).map(|_| group_norm::<A>(32, 128, &d)).collect();
