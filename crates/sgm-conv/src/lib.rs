@@ -8,7 +8,9 @@
 //! * every method has Burn's own op as its default (`ModuleOps::conv2d`, `conv2d_x_backward`,
 //!   `conv2d_weight_backward`), so a backend without a faster kernel is a one-line `impl`;
 //! * `burn::backend::Flex` (CPU) overrides them with a batch-parallel im2col + GEMM kernel on the
-//!   `gemm` crate Burn already uses ([`flex`] module docs);
+//!   `gemm` crate Burn already uses, accumulating in f64 so every output is its exact sum rounded
+//!   once to f32 — order-independent, which the likelihood's ODE solve needs for parity
+//!   ([`flex`] module docs);
 //! * `Autodiff<B>` runs `B`'s forward and wires its backward to `B`'s
 //!   [`ConvBackend::conv2d_backward`] (input and weight gradient in one call), so the fast kernel
 //!   is used in training too;

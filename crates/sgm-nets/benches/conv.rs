@@ -76,7 +76,12 @@ fn main() {
     let fwd_burn = time(iters, || {
         let w = conv_in.weight.val();
         let b = conv_in.bias.as_ref().map(|b| b.val());
-        drop(burn::tensor::module::conv2d(x_in.clone(), w, b, opts.clone()));
+        drop(burn::tensor::module::conv2d(
+            x_in.clone(),
+            w,
+            b,
+            opts.clone(),
+        ));
     });
     println!("ROW conv3x3_fwd_burn {fwd_burn:.4}");
 

@@ -426,7 +426,11 @@ pub fn backward(
     };
     // one chunk of samples: writes its samples' dx (into `dxc`) and returns its share of dW
     let run = |(s0, ns): (usize, usize), dxc: &mut [f32]| -> Vec<Acc> {
-        let mut dw = if need_w { vec![0.0; g.o * k] } else { Vec::new() };
+        let mut dw = if need_w {
+            vec![0.0; g.o * k]
+        } else {
+            Vec::new()
+        };
         let (mut col, mut xs, mut dys) = (Vec::new(), Vec::new(), Vec::new());
         let mut dxs = if need_x { vec![0.0; xl] } else { Vec::new() };
         for i in 0..ns {
@@ -546,10 +550,26 @@ mod tests {
     #[test]
     fn every_path_rounds_the_exact_sum_once() {
         let cases = [
-            ([3, 2, 7, 6], [4, 2, 3, 2], ConvOptions::new([2, 1], [1, 2], [2, 1], 1)),
-            ([2, 64, 5, 5], [8, 64, 3, 3], ConvOptions::new([1, 1], [1, 1], [1, 1], 1)),
-            ([2, 300, 4, 3], [5, 300, 1, 1], ConvOptions::new([1, 1], [0, 0], [1, 1], 1)),
-            ([3, 1, 9, 8], [1, 1, 4, 4], ConvOptions::new([2, 2], [1, 1], [1, 1], 1)),
+            (
+                [3, 2, 7, 6],
+                [4, 2, 3, 2],
+                ConvOptions::new([2, 1], [1, 2], [2, 1], 1),
+            ),
+            (
+                [2, 64, 5, 5],
+                [8, 64, 3, 3],
+                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+            ),
+            (
+                [2, 300, 4, 3],
+                [5, 300, 1, 1],
+                ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+            ),
+            (
+                [3, 1, 9, 8],
+                [1, 1, 4, 4],
+                ConvOptions::new([2, 2], [1, 1], [1, 1], 1),
+            ),
         ];
         for (seed, (xs, ws, o)) in cases.into_iter().enumerate() {
             let g = Geometry::new(xs, ws, &o).unwrap();

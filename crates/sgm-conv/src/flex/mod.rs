@@ -1,7 +1,7 @@
 //! [`ConvBackend`] for `burn::backend::Flex`: float32, `groups = 1` convolutions run on
 //! [`kernel`] (batch-parallel im2col + GEMM on the `gemm` crate, 1×1 convs as plain matrix
-//! products, both gradients in one parallel pass over the batch). Other dtypes and grouped
-//! convolutions use Burn's Flex kernels.
+//! products, both gradients in one parallel pass over the batch, every sum accumulated in f64 and
+//! rounded once to f32). Other dtypes and grouped convolutions use Burn's Flex kernels.
 
 pub mod kernel;
 
