@@ -2,6 +2,7 @@
 //! inpaint, colorize, and their errors for bad input.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use burn::backend::Flex;
 

@@ -1,8 +1,10 @@
 //! NCSN++ cont. deep (reference `ve/cifar10_ncsnpp_deep_continuous`: 8 blocks, FIR, residual
-//! input pyramid, Fourier embedding) at nf = 32 and nf = 128, batch 8, 32×32, on the CPU test
-//! backend (Flex): forward (eval) and forward + backward (loss = mean(out²)).
-//! `cargo bench -p sgm-nets --bench ncsnpp` (env `SGM_BENCH_ITERS` = timed iterations, default 3;
-//! `SGM_BENCH_NF` = widths, default `32,128`).
+//! input pyramid, Fourier embedding) at nf = 32 and nf = 128, and DDPM++ cont. (reference
+//! `vp/cifar10_ddpmpp_continuous`: 4 blocks, no FIR, positional embedding, nf = 128), batch 8,
+//! 32×32, on the CPU test backend (Flex): forward (eval) and forward + backward (loss = mean(out²)).
+//! `cargo test -p sgm-nets --bench ncsnpp` (env `SGM_BENCH_ITERS` = timed iterations, default 3;
+//! `SGM_BENCH_NETS` = rows, default `ncsnpp32,ncsnpp128,ddpmpp128`). Prints `ROW <net>_fwd <s>`
+//! and `ROW <net>_fwdbwd <s>` (medians) for `scripts/bench_vs_pytorch.sh`.
 
 use std::time::Instant;
 
@@ -11,7 +13,21 @@ use sde_core::{Labels, ScoreModel};
 use sgm_nets::{ModelConfig, ScoreNet};
 use sgm_testkit::{TestAutodiff, TestBackend, device};
 
-fn cfg(nf: usize) -> ModelConfig {
+fn cfg(net: &str) -> ModelConfig {
+    if net == "ddpmpp128" {
+        return ModelConfig::from_json_str(
+            r#"{"model": {"name": "ncsnpp", "nf": 128, "ch_mult": [1, 2, 2, 2], "num_res_blocks": 4,
+            "attn_resolutions": [16], "resblock_type": "biggan", "fir": false, "skip_rescale": true,
+            "progressive": "none", "progressive_input": "none", "embedding_type": "positional",
+            "init_scale": 0.0, "scale_by_sigma": false, "dropout": 0.0},
+            "data": {"image_size": 32, "centered": true}}"#,
+        )
+        .expect("bench config");
+    }
+    let nf: usize = net
+        .trim_start_matches("ncsnpp")
+        .parse()
+        .expect("ncsnpp<nf>");
     ModelConfig::from_json_str(&format!(
         r#"{{"model": {{"name": "ncsnpp", "nf": {nf}, "ch_mult": [1, 2, 2, 2], "num_res_blocks": 8,
         "attn_resolutions": [16], "resblock_type": "biggan", "fir": true, "skip_rescale": true,
@@ -44,16 +60,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let d = device();
-    println!(
-        "NCSN++ cont. deep, batch 8, 32x32, Flex (CPU), {iters} timed iterations after 1 warm-up"
-    );
-    // env `SGM_BENCH_NF` = comma-separated widths (default 32,128)
-    let nfs: Vec<usize> = std::env::var("SGM_BENCH_NF")
-        .ok()
-        .map(|s| s.split(',').filter_map(|v| v.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![32, 128]);
-    for nf in nfs {
-        let c = cfg(nf);
+    println!("score nets, batch 8, 32x32, Flex (CPU), {iters} timed iterations after 1 warm-up");
+    let nets: Vec<String> = std::env::var("SGM_BENCH_NETS")
+        .unwrap_or_else(|_| "ncsnpp32,ncsnpp128,ddpmpp128".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    for name in nets {
+        let c = cfg(&name);
         let net = ScoreNet::<TestBackend>::new(&c, &d).expect("net");
         let (x, s) = inputs::<TestBackend>(&d);
         let mut fwd = Vec::new();
@@ -77,12 +91,7 @@ fn main() {
                 fb.push(t0.elapsed().as_secs_f64());
             }
         }
-        println!(
-            "nf={nf:4}: forward {:.3} s (min {:.3}), forward+backward {:.3} s (min {:.3})",
-            median(fwd.clone()),
-            fwd.iter().cloned().fold(f64::INFINITY, f64::min),
-            median(fb.clone()),
-            fb.iter().cloned().fold(f64::INFINITY, f64::min)
-        );
+        println!("ROW {name}_fwd {:.4}", median(fwd));
+        println!("ROW {name}_fwdbwd {:.4}", median(fb));
     }
 }

@@ -361,6 +361,32 @@ impl ModelConfig {
         if m.num_res_blocks == 0 {
             return bad("num_res_blocks", "must be positive".into());
         }
+        // Sanity limits for untrusted configs (far above every official config: nf 128,
+        // ch_mult ≤ 4 entries of ≤ 4, 8 res blocks, 1024² images): they keep the arithmetic
+        // below from overflowing and refuse a network whose allocation would abort the process.
+        let limits = [
+            ("nf", m.nf, limits::MAX_WIDTH),
+            ("ch_mult", m.ch_mult.len(), limits::MAX_LEVELS),
+            ("ch_mult", m.ch_mult.iter().copied().max().unwrap_or(0), limits::MAX_WIDTH),
+            ("num_res_blocks", m.num_res_blocks, limits::MAX_RES_BLOCKS),
+            ("image_size", self.data.image_size, limits::MAX_IMAGE_SIZE),
+            ("num_channels", self.data.num_channels, limits::MAX_CHANNELS),
+        ];
+        for (key, value, max) in limits {
+            if value > max {
+                return bad(key, format!("{value} exceeds the sanity limit {max}"));
+            }
+        }
+        let widest = m.nf * m.ch_mult.iter().copied().max().unwrap_or(1);
+        if widest > limits::MAX_WIDTH {
+            return bad(
+                "ch_mult",
+                format!(
+                    "nf × max(ch_mult) = {widest} exceeds the sanity limit {}",
+                    limits::MAX_WIDTH
+                ),
+            );
+        }
         let levels = self.num_resolutions();
         let size = self.data.image_size;
         if size == 0 || !size.is_multiple_of(1 << (levels - 1)) {
@@ -417,4 +443,19 @@ impl ModelConfig {
         }
         Ok(())
     }
+}
+
+/// Sanity limits on network knobs, checked by [`ModelConfig::validate`] so that an untrusted
+/// config cannot make the process abort on an impossible allocation or overflow.
+pub mod limits {
+    /// Largest channel width `nf · max(ch_mult)` (official: 512).
+    pub const MAX_WIDTH: usize = 8192;
+    /// Most resolution levels, `ch_mult.len()` (official: ≤ 7).
+    pub const MAX_LEVELS: usize = 16;
+    /// Most residual blocks per level (official: ≤ 8).
+    pub const MAX_RES_BLOCKS: usize = 64;
+    /// Largest image side (official: ≤ 1024).
+    pub const MAX_IMAGE_SIZE: usize = 8192;
+    /// Most image channels (official: 3).
+    pub const MAX_CHANNELS: usize = 64;
 }

@@ -1,6 +1,7 @@
 //! Reference `models/ddpm.py` (`DDPM`, registered `ddpm`): Ho et al.'s U-Net (reference §7.5).
 
 use burn::prelude::*;
+use sgm_conv::ConvBackend;
 
 use crate::config::ModelConfig;
 use crate::layers::init::{act, conv3x3, dense, group_norm};
@@ -108,7 +109,9 @@ impl<B: Backend> Ddpm<B> {
             sigmas: crate::net::get_sigmas(cfg),
         }
     }
+}
 
+impl<B: ConvBackend> Ddpm<B> {
     /// Reference `DDPM.forward(x, labels)` without the `scale_by_sigma` division.
     pub fn forward_unscaled(&self, x: Tensor<B, 4>, labels: Tensor<B, 1>) -> Tensor<B, 4> {
         let m = &self.cfg.model;

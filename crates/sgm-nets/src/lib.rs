@@ -59,6 +59,14 @@
 //! [`layers::init::GroupNorm`] (parameters `weight`/`bias` as in PyTorch, ε = 1e-6): the same
 //! math as Burn's, with the per-channel affine map applied in a layout Flex vectorises.
 //!
+//! ## Convolutions
+//! Every convolution of the networks goes through [`sgm_conv`]'s backend extension
+//! ([`ConvBackend`]): the layers keep Burn's `Conv2d` parameters (weights and checkpoints are
+//! unchanged) and call `sgm_conv::conv2d_module` / `sgm_conv::conv2d`, which run the fast CPU
+//! kernel on Flex and Burn's own convolution elsewhere. Building and loading a network works on
+//! any Burn backend; running it needs `B: ConvBackend` (implemented for Flex, NdArray, the
+//! CubeCL/Fusion backends and `Autodiff` over any of them).
+//!
 //! ## Dropout
 //! Dropout (`config.model.dropout`) is active only on autodiff backends (Burn's rule), i.e. in
 //! training; inference on a plain backend is the reference's eval mode.
@@ -77,6 +85,7 @@ pub mod weights;
 pub use config::{DataConfig, ModelConfig, ModelKnobs, ModelName};
 pub use error::{NetsError, Result};
 pub use net::{ScoreNet, get_sigmas};
+pub use sgm_conv::{ConvAutodiffBackend, ConvBackend};
 pub use weights::{
     CheckpointWeights, StateDict, load_checkpoint, load_safetensors, param_entries,
     save_safetensors, state_dict,

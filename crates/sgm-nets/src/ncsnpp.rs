@@ -1,6 +1,7 @@
 //! Reference `models/ncsnpp.py` (`NCSNpp`, registered `ncsnpp`): NCSN++ and DDPM++ (reference §7.4).
 
 use burn::prelude::*;
+use sgm_conv::ConvBackend;
 
 use crate::config::{EmbeddingType, ModelConfig, Progressive, ProgressiveInput, ResblockType};
 use crate::layers::init::{act, conv3x3, dense, group_norm_pp};
@@ -199,7 +200,9 @@ impl<B: Backend> Ncsnpp<B> {
             sigmas: crate::net::get_sigmas(cfg),
         }
     }
+}
 
+impl<B: ConvBackend> Ncsnpp<B> {
     /// Reference `NCSNpp.forward(x, time_cond)` without the final `scale_by_sigma` division
     /// (done by the caller, which owns the `sigmas` table). `labels` are float
     /// (σ for Fourier, the timestep for positional embeddings).

@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 use sde_core::{Labels, ScoreModel};
+use sgm_conv::ConvBackend;
 
 use crate::config::{EmbeddingType, ModelConfig, ModelName};
 use crate::ddpm::Ddpm;
@@ -89,7 +90,9 @@ impl<B: Backend> ScoreNet<B> {
         let trainable = entries.iter().filter(|e| e.trainable).map(n).sum();
         (total, trainable)
     }
+}
 
+impl<B: ConvBackend> ScoreNet<B> {
     /// Network output `[B, C, H, W]` for images `x` and labels, as the reference's
     /// `model(x, labels)`; with `scale_by_sigma` the output is divided by σ: the label itself
     /// (Fourier embedding) or `sigmas[floor(label)]` (positional embedding, DDPM). A label
@@ -162,7 +165,7 @@ impl<B: Backend> ScoreNet<B> {
     }
 }
 
-impl<B: Backend> ScoreModel<B> for ScoreNet<B> {
+impl<B: ConvBackend> ScoreModel<B> for ScoreNet<B> {
     /// [`ScoreNet::try_forward`]; panics (with the error message) on a label outside the
     /// `sigmas` table or a bad image shape. Score functions and losses of `sde_core` call
     /// [`ScoreModel::try_forward`], which returns the error instead.

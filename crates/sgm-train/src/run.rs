@@ -28,6 +28,7 @@ use std::time::Instant;
 use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use sgm_conv::ConvAutodiffBackend;
 use serde::Serialize;
 use sgm_nets::ScoreNet;
 
@@ -174,7 +175,7 @@ fn to_tensor<B: Backend>(b: crate::data::BatchHost, device: &B::Device) -> Tenso
 
 /// Runs (or resumes) training in `workdir`. `resume`: an explicit checkpoint to start from;
 /// otherwise `checkpoints-meta/` is used when present.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: ConvAutodiffBackend>(
     cfg: &TrainConfig,
     workdir: &Path,
     data: RunData,

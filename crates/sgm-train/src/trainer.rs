@@ -5,6 +5,7 @@
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use sgm_conv::ConvAutodiffBackend;
 use sde_core::{AnySde, LossConfig, NoiseSource, training_loss};
 use sgm_nets::ScoreNet;
 
@@ -94,7 +95,7 @@ impl Stepper {
     }
 
     /// One train step on `batch` (`[B, C, H, W]`, already scaled), drawing from the state's RNG.
-    pub fn train_step<B: AutodiffBackend>(
+    pub fn train_step<B: ConvAutodiffBackend>(
         &self,
         state: &mut TrainState<B>,
         batch: Tensor<B, 4>,
@@ -107,7 +108,7 @@ impl Stepper {
 
     /// One train step drawing from `noise` (a recorded reference run in the parity test). On
     /// error (non-finite loss or gradients) `state` is left as it was before the step.
-    pub fn train_step_with<B: AutodiffBackend, N: NoiseSource<B>>(
+    pub fn train_step_with<B: ConvAutodiffBackend, N: NoiseSource<B>>(
         &self,
         state: &mut TrainState<B>,
         batch: Tensor<B, 4>,
@@ -146,7 +147,7 @@ impl Stepper {
     }
 
     /// Eval loss of the EMA weights on `batch`, drawing from the state's RNG.
-    pub fn eval_step<B: AutodiffBackend>(
+    pub fn eval_step<B: ConvAutodiffBackend>(
         &self,
         state: &mut TrainState<B>,
         batch: Tensor<B::InnerBackend, 4>,
@@ -158,7 +159,7 @@ impl Stepper {
     }
 
     /// Eval loss of the EMA weights drawing from `noise`.
-    pub fn eval_step_with<B: AutodiffBackend, N: NoiseSource<B::InnerBackend>>(
+    pub fn eval_step_with<B: ConvAutodiffBackend, N: NoiseSource<B::InnerBackend>>(
         &self,
         state: &TrainState<B>,
         batch: Tensor<B::InnerBackend, 4>,

@@ -11,6 +11,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
 use super::init::GroupNorm;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use sgm_conv::{ConvBackend, conv2d_module};
 
 use super::fir;
 use super::init::{
@@ -125,10 +126,12 @@ impl<B: Backend> Combine<B> {
             method,
         }
     }
+}
 
+impl<B: ConvBackend> Combine<B> {
     /// Combines the pyramid `x` into `y`.
     pub fn forward(&self, x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
-        let h = self.Conv_0.forward(x);
+        let h = conv2d_module(&self.Conv_0, x);
         match self.method {
             CombineMethod::Cat => Tensor::cat(vec![h, y], 1),
             CombineMethod::Sum => h + y,
@@ -272,7 +275,9 @@ impl<B: Backend> ResnetBlockBigGan<B> {
             skip_rescale: k.skip_rescale,
         }
     }
+}
 
+impl<B: ConvBackend> ResnetBlockBigGan<B> {
     fn resample(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match (self.resample, &self.fir_kernel) {
             (Resample::None, _) => x,
@@ -289,16 +294,16 @@ impl<B: Backend> ResnetBlockBigGan<B> {
         // resampling happens after the first norm + act; the skip path is resampled too
         let h = self.resample(h);
         let x = self.resample(x);
-        let mut h = self.Conv_0.forward(h);
+        let mut h = conv2d_module(&self.Conv_0, h);
         if let (Some(d), Some(t)) = (&self.Dense_0, temb) {
             h = h + d
                 .forward(act(t.clone(), self.act))
                 .unsqueeze_dims::<4>(&[2, 3]);
         }
         let h = act(self.GroupNorm_1.forward(h), self.act);
-        let h = self.Conv_1.forward(self.dropout.forward(h));
+        let h = conv2d_module(&self.Conv_1, self.dropout.forward(h));
         let x = match &self.Conv_2 {
-            Some(c) => c.forward(x),
+            Some(c) => conv2d_module(c, x),
             None => x,
         };
         residual(x, h, self.skip_rescale)
@@ -350,18 +355,20 @@ impl<B: Backend> ResnetBlockDdpm<B> {
             skip_rescale: k.skip_rescale,
         }
     }
+}
 
+impl<B: ConvBackend> ResnetBlockDdpm<B> {
     /// Block output.
     pub fn forward(&self, x: Tensor<B, 4>, temb: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
         let h = act(self.GroupNorm_0.forward(x.clone()), self.act);
-        let mut h = self.Conv_0.forward(h);
+        let mut h = conv2d_module(&self.Conv_0, h);
         if let (Some(d), Some(t)) = (&self.Dense_0, temb) {
             h = h + d
                 .forward(act(t.clone(), self.act))
                 .unsqueeze_dims::<4>(&[2, 3]);
         }
         let h = act(self.GroupNorm_1.forward(h), self.act);
-        let h = self.Conv_1.forward(self.dropout.forward(h));
+        let h = conv2d_module(&self.Conv_1, self.dropout.forward(h));
         let x = match &self.NIN_0 {
             Some(n) => n.forward(x),
             None => x,
@@ -394,7 +401,9 @@ impl<B: Backend> FirConv<B> {
             fir_kernel: k.to_vec(),
         }
     }
+}
 
+impl<B: ConvBackend> FirConv<B> {
     /// Resampled convolution + bias.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let y = if self.up {
@@ -448,7 +457,9 @@ impl<B: Backend> Resampler<B> {
             fir_kernel: fir_kernel.map(|k| k.to_vec()),
         }
     }
+}
 
+impl<B: ConvBackend> Resampler<B> {
     /// Resamples `x` by 2.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         if let Some(c) = &self.Conv2d_0 {
@@ -459,7 +470,7 @@ impl<B: Backend> Resampler<B> {
             (true, None, conv) => {
                 let h = fir::naive_upsample_2d(x);
                 match conv {
-                    Some(c) => c.forward(h),
+                    Some(c) => conv2d_module(c, h),
                     None => h,
                 }
             }
@@ -467,7 +478,7 @@ impl<B: Backend> Resampler<B> {
             (false, None, Some(c)) => {
                 // F.pad(x, (0, 1, 0, 1)) then 3×3 stride 2 (TF 'SAME')
                 let x = x.pad((0, 1, 0, 1), burn::tensor::ops::PadMode::Constant(0.0));
-                c.forward(x)
+                conv2d_module(c, x)
             }
             (false, None, None) => fir::naive_downsample_2d(x),
         }

@@ -3,8 +3,9 @@
 //! (negative pads crop), correlation with the flipped kernel, then keep every `down`-th sample.
 
 use burn::prelude::*;
-use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
+use sgm_conv::{ConvBackend, conv2d};
 
 /// Reference `_setup_kernel`: 1-D taps `k` → `outer(k, k) / sum`, times `gain`. Row-major `[n, n]`.
 pub fn setup_kernel(k: &[f64], gain: f64) -> Vec<f32> {
@@ -38,7 +39,7 @@ fn pad_or_crop<B: Backend>(x: Tensor<B, 4>, p0: i64, p1: i64) -> Tensor<B, 4> {
 
 /// `upfirdn2d(x, kernel, up, down, pad = (p0, p1))` on `[N, C, H, W]` with a square kernel
 /// `[n, n]` (row-major host values). Output side `(in·up + p0 + p1 − n) / down + 1`.
-pub fn upfirdn2d<B: Backend>(
+pub fn upfirdn2d<B: ConvBackend>(
     x: Tensor<B, 4>,
     kernel: &[f32],
     up: usize,
@@ -76,7 +77,7 @@ pub fn upfirdn2d<B: Backend>(
 }
 
 /// Reference `upsample_2d(x, k, factor = 2)`: FIR upsampling without a convolution.
-pub fn upsample_2d<B: Backend>(x: Tensor<B, 4>, k: &[f64]) -> Tensor<B, 4> {
+pub fn upsample_2d<B: ConvBackend>(x: Tensor<B, 4>, k: &[f64]) -> Tensor<B, 4> {
     let factor = 2i64;
     let kern = setup_kernel(k, (factor * factor) as f64);
     let p = k.len() as i64 - factor;
@@ -91,14 +92,18 @@ pub fn upsample_2d<B: Backend>(x: Tensor<B, 4>, k: &[f64]) -> Tensor<B, 4> {
 }
 
 /// Reference `downsample_2d(x, k, factor = 2)`: FIR downsampling without a convolution.
-pub fn downsample_2d<B: Backend>(x: Tensor<B, 4>, k: &[f64]) -> Tensor<B, 4> {
+pub fn downsample_2d<B: ConvBackend>(x: Tensor<B, 4>, k: &[f64]) -> Tensor<B, 4> {
     let kern = setup_kernel(k, 1.0);
     let p = k.len() as i64 - 2;
     upfirdn2d(x, &kern, 1, 2, (p + 1).div_euclid(2), p.div_euclid(2))
 }
 
 /// Reference `conv_downsample_2d(x, w, k, factor = 2)`: FIR blur, then a stride-2 valid conv with `w`.
-pub fn conv_downsample_2d<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>, k: &[f64]) -> Tensor<B, 4> {
+pub fn conv_downsample_2d<B: ConvBackend>(
+    x: Tensor<B, 4>,
+    w: Tensor<B, 4>,
+    k: &[f64],
+) -> Tensor<B, 4> {
     let kw = w.dims()[3] as i64;
     let kern = setup_kernel(k, 1.0);
     let p = (k.len() as i64 - 2) + (kw - 1);
@@ -109,7 +114,11 @@ pub fn conv_downsample_2d<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>, k: &[f64
 /// `upsample_conv_2d(x, w, k, factor = 2)`: stride-2 transposed conv with the spatially flipped,
 /// in/out-swapped conv weight, then FIR filtering. The PyTorch port raises here (negative-step
 /// slicing, reference §7.3 item 2); this follows the JAX original, which works.
-pub fn upsample_conv_2d<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>, k: &[f64]) -> Tensor<B, 4> {
+pub fn upsample_conv_2d<B: ConvBackend>(
+    x: Tensor<B, 4>,
+    w: Tensor<B, 4>,
+    k: &[f64],
+) -> Tensor<B, 4> {
     let factor = 2i64;
     let kw = w.dims()[3] as i64;
     // w [out, in, kh, kw] → flip(kh, kw) → [in, out, kh, kw]

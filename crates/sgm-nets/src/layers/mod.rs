@@ -9,6 +9,7 @@ use burn::nn::conv::Conv2d;
 
 use burn::prelude::*;
 use init::GroupNorm;
+use sgm_conv::{ConvBackend, conv2d_module};
 
 pub use blocks::{
     AttnBlock, BlockKnobs, Combine, FirConv, FourierProjection, Nin, Resample, Resampler,
@@ -63,7 +64,7 @@ pub struct Cursor<'a, B: Backend> {
     idx: usize,
 }
 
-impl<'a, B: Backend> Cursor<'a, B> {
+impl<'a, B: ConvBackend> Cursor<'a, B> {
     /// Cursor at module 0.
     pub fn new(modules: &'a [Layer<B>]) -> Self {
         Self { modules, idx: 0 }
@@ -92,7 +93,7 @@ impl<'a, B: Backend> Cursor<'a, B> {
     /// Applies the next module as a 4-D → 4-D map (convs, norms, attention, resamplers).
     pub fn apply(&mut self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         match self.next_layer() {
-            Layer::Conv(c) => c.forward(x),
+            Layer::Conv(c) => conv2d_module(c, x),
             Layer::Norm(n) => n.forward(x),
             Layer::Attn(a) => a.forward(x),
             Layer::Resample(r) => r.forward(x),

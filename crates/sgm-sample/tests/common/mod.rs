@@ -16,7 +16,7 @@ pub enum CaseModel<B: Backend> {
     Net(Box<sgm_nets::ScoreNet<B>>),
 }
 
-impl<B: Backend> ScoreModel<B> for CaseModel<B> {
+impl<B: sgm_nets::ConvBackend> ScoreModel<B> for CaseModel<B> {
     fn forward(&self, x: Tensor<B, 4>, labels: sde_core::Labels<B>) -> Tensor<B, 4> {
         match self {
             CaseModel::Analytic(m) => m.forward(x, labels),

@@ -1,0 +1,270 @@
+//! # sgm-conv — one convolution extension for every Burn backend
+//!
+//! Burn 0.21's CPU convolution kernels (and its CUDA conv backward) are several times slower than
+//! PyTorch's, and convolution is most of a score network's time. This crate puts the 2-D
+//! convolution behind one backend extension trait, [`ConvBackend`], the way Burn's
+//! `custom-wgpu-kernel` example extends a backend:
+//!
+//! * every method has Burn's own op as its default (`ModuleOps::conv2d`, `conv2d_x_backward`,
+//!   `conv2d_weight_backward`), so a backend without a faster kernel is a one-line `impl`;
+//! * `burn::backend::Flex` (CPU) overrides them with a batch-parallel im2col + GEMM kernel on the
+//!   `gemm` crate Burn already uses, accumulating in f64 so every output is its exact sum rounded
+//!   once to f32 — order-independent, which the likelihood's ODE solve needs for parity
+//!   ([`flex`] module docs);
+//! * `Autodiff<B>` runs `B`'s forward and wires its backward to `B`'s
+//!   [`ConvBackend::conv2d_backward`] (input and weight gradient in one call), so the fast kernel
+//!   is used in training too;
+//! * a cuDNN implementation for CUDA slots in as another `impl` in this crate (the Fusion impl
+//!   becomes a custom op, the CubeBackend impl calls cuDNN), without touching the layers.
+//!
+//! Layers call [`conv2d`] (functional) or [`conv2d_module`] (a Burn [`Conv2d`] with its own
+//! parameters, so weights and checkpoints are unchanged).
+//!
+//! Backends implemented: Flex (fast, feature `flex`, default), NdArray (`ndarray`), CubeCL
+//! backends (`cubecl`: wgpu, CUDA without fusion) and Fusion (`fusion`: wgpu, CUDA with fusion),
+//! all with Burn's kernels except Flex, and `Autodiff<B>` over any of them.
+
+mod autodiff;
+#[cfg(feature = "flex")]
+pub mod flex;
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ops::{ConvOptions, FloatTensor, PadMode};
+
+/// Which gradients a [`ConvBackend::conv2d_backward`] call must return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GradsNeeded {
+    /// Gradient with respect to the input `x`.
+    pub x: bool,
+    /// Gradient with respect to the weight.
+    pub weight: bool,
+}
+
+impl GradsNeeded {
+    /// Only `∂L/∂x`.
+    pub const INPUT: Self = Self {
+        x: true,
+        weight: false,
+    };
+    /// Only `∂L/∂w`.
+    pub const WEIGHT: Self = Self {
+        x: false,
+        weight: true,
+    };
+}
+
+/// Gradients of a 2-D convolution (`None` where not requested).
+#[derive(Debug)]
+pub struct ConvGrads<B: Backend> {
+    /// `∂L/∂x` `[N, C_in, H, W]`.
+    pub x: Option<FloatTensor<B>>,
+    /// `∂L/∂w` `[C_out, C_in / groups, kH, kW]`.
+    pub weight: Option<FloatTensor<B>>,
+}
+
+/// The convolution backend extension. Shapes and options are those of Burn's
+/// `ModuleOps::conv2d`: `x` `[N, C_in, H, W]`, `weight` `[C_out, C_in / groups, kH, kW]`,
+/// `bias` `[C_out]`, output `[N, C_out, H_out, W_out]`, symmetric padding.
+pub trait ConvBackend: Backend {
+    /// Forward convolution (cross-correlation, as PyTorch's `F.conv2d`).
+    fn conv2d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, bias, options)
+    }
+
+    /// `∂L/∂x` from the output gradient `output_grad` `[N, C_out, H_out, W_out]`.
+    fn conv2d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, output_grad, options)
+    }
+
+    /// `∂L/∂w` from the output gradient.
+    fn conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, options)
+    }
+
+    /// Both gradients in one call (what `Autodiff` calls). Backends that can share work or
+    /// synchronisation between the two (one pass over the batch on CPU, one stream bracket for
+    /// cuDNN) override this; the default calls the two methods above.
+    fn conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        needed: GradsNeeded,
+    ) -> ConvGrads<Self> {
+        let (input_grad, weight_grad) = (Self::conv2d_input_grad, Self::conv2d_weight_grad);
+        conv2d_grads_with(
+            x,
+            weight,
+            output_grad,
+            options,
+            needed,
+            input_grad,
+            weight_grad,
+        )
+    }
+}
+
+/// A gradient kernel: `(x, weight, output_grad, options) → gradient`.
+pub type GradKernel<B> =
+    fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, ConvOptions<2>) -> FloatTensor<B>;
+
+/// The requested gradients from two separate kernels (the default of
+/// [`ConvBackend::conv2d_backward`], and the fallback of fast kernels to Burn's
+/// `ModuleOps::conv2d_x_backward` / `conv2d_weight_backward`).
+pub fn conv2d_grads_with<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    output_grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    needed: GradsNeeded,
+    input_grad: GradKernel<B>,
+    weight_grad: GradKernel<B>,
+) -> ConvGrads<B> {
+    let gx = needed.x.then(|| {
+        input_grad(
+            x.clone(),
+            weight.clone(),
+            output_grad.clone(),
+            options.clone(),
+        )
+    });
+    let gw = needed
+        .weight
+        .then(|| weight_grad(x, weight, output_grad, options));
+    ConvGrads { x: gx, weight: gw }
+}
+
+/// An autodiff backend whose inner backend has the extension too (training code: forward on
+/// `Self`, validation on `Self::InnerBackend`).
+pub trait ConvAutodiffBackend: ConvBackend + AutodiffBackend<InnerBackend: ConvBackend> {}
+
+impl<B> ConvAutodiffBackend for B where B: ConvBackend + AutodiffBackend<InnerBackend: ConvBackend> {}
+
+/// `F.conv2d(x, weight, bias, stride, padding, dilation, groups)` through [`ConvBackend`].
+///
+/// # Panics
+/// On inconsistent shapes (a programming error), with both shapes in the message.
+pub fn conv2d<B: ConvBackend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    check_shapes(
+        &x.dims(),
+        &weight.dims(),
+        bias.as_ref().map(|b| b.dims()[0]),
+        &options,
+    );
+    let out = B::conv2d_forward(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.map(|b| b.into_primitive().tensor()),
+        options,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// A Burn [`Conv2d`] layer applied through [`ConvBackend`] (same result as `conv.forward(x)`).
+/// Asymmetric padding (`Explicit` with unequal sides, `Same` with an even kernel) is applied as
+/// an explicit zero pad before a symmetric-padding convolution, as Burn's layer does.
+pub fn conv2d_module<B: ConvBackend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let ((top, bottom), (left, right)) = padding_pairs(&conv.padding, [h, w], conv);
+    let (x, padding) = if top == bottom && left == right {
+        (x, [top, left])
+    } else {
+        (
+            x.pad((left, right, top, bottom), PadMode::Constant(0.0)),
+            [0, 0],
+        )
+    };
+    let options = ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+    conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|b| b.val()),
+        options,
+    )
+}
+
+/// `((top, bottom), (left, right))` of a [`PaddingConfig2d`] (Burn's `calculate_padding_2d_pairs`,
+/// which is crate-private): `Same` pads `total = max((⌈in/s⌉ − 1)·s + (k − 1)·d + 1 − in, 0)`,
+/// the smaller half first (TensorFlow's rule).
+fn padding_pairs<B: Backend>(
+    cfg: &PaddingConfig2d,
+    input: [usize; 2],
+    conv: &Conv2d<B>,
+) -> ((usize, usize), (usize, usize)) {
+    match cfg {
+        PaddingConfig2d::Valid => ((0, 0), (0, 0)),
+        PaddingConfig2d::Explicit(top, left, bottom, right) => ((*top, *bottom), (*left, *right)),
+        PaddingConfig2d::Same => {
+            let pair = |i: usize| {
+                let (n, s, k, d) = (
+                    input[i],
+                    conv.stride[i],
+                    conv.kernel_size[i],
+                    conv.dilation[i],
+                );
+                let total = ((n.div_ceil(s) - 1) * s + (k - 1) * d + 1).saturating_sub(n);
+                (total / 2, total - total / 2)
+            };
+            (pair(0), pair(1))
+        }
+    }
+}
+
+fn check_shapes(x: &[usize; 4], w: &[usize; 4], bias: Option<usize>, o: &ConvOptions<2>) {
+    let ok_channels = x[1] == w[1] * o.groups && w[0].is_multiple_of(o.groups);
+    let ok_bias = bias.is_none_or(|b| b == w[0]);
+    let fits = (0..2).all(|i| x[2 + i] + 2 * o.padding[i] > o.dilation[i] * (w[2 + i] - 1));
+    assert!(
+        ok_channels && ok_bias && fits,
+        "conv2d: input {x:?}, weight {w:?}, bias {bias:?} and {o:?} do not fit together"
+    );
+}
+
+#[cfg(feature = "ndarray")]
+impl<E, I, Q> ConvBackend for burn::backend::NdArray<E, I, Q>
+where
+    E: burn::backend::ndarray::FloatNdArrayElement,
+    I: burn::backend::ndarray::IntNdArrayElement,
+    Q: burn::backend::ndarray::QuantElement,
+    burn::backend::ndarray::NdArrayTensor: From<burn::backend::ndarray::SharedArray<E>>,
+    burn::backend::ndarray::NdArrayTensor: From<burn::backend::ndarray::SharedArray<I>>,
+{
+}
+
+#[cfg(feature = "cubecl")]
+impl<R, F, I, BT> ConvBackend for burn_cubecl::CubeBackend<R, F, I, BT>
+where
+    R: burn_cubecl::CubeRuntime,
+    F: burn_cubecl::FloatElement,
+    I: burn_cubecl::IntElement,
+    BT: burn_cubecl::BoolElement,
+    Self: Backend,
+{
+}
+
+#[cfg(feature = "fusion")]
+impl<B: burn_fusion::FusionBackend> ConvBackend for burn_fusion::Fusion<B> {}

@@ -1,0 +1,368 @@
+//! The extension against Burn's own convolution on the test backend (Flex by default, so this
+//! checks the fast CPU kernel): forward, input gradient and weight gradient through the trait,
+//! and the same three plus the bias gradient end to end through `Autodiff`, for every conv
+//! shape of the score networks (CIFAR-10 and 256² channel counts, small batches).
+//!
+//! Bound: `max |fast − burn| ≤ 2e-5 · max |burn|` per tensor. Both are f32 sums of up to
+//! `C_in·9 = 2304` products in different orders; the rounding difference grows like
+//! `√K · 2⁻²⁴` relative to the largest value (≈ 3e-6 at K = 2304), so 2e-5 leaves room without
+//! hiding an indexing error (which shows as O(1)).
+
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::{ConvOptions, ModuleOps};
+use sgm_conv::{ConvBackend, GradsNeeded, conv2d, conv2d_module};
+use sgm_testkit::{TestAutodiff, TestBackend, device};
+
+const BOUND: f64 = 2e-5;
+
+/// One convolution of the networks: input `[N, C, H, W]`, weight `[O, C, k, k]`, stride, padding.
+struct Case {
+    name: &'static str,
+    x: [usize; 4],
+    o: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+const fn case(
+    name: &'static str,
+    x: [usize; 4],
+    o: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Case {
+    Case {
+        name,
+        x,
+        o,
+        k,
+        stride,
+        pad,
+    }
+}
+
+/// Deterministic values in [−1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn rand<B: Backend, const D: usize>(shape: [usize; D], seed: u64) -> Tensor<B, D> {
+    let n = shape.iter().product();
+    Tensor::from_data(TensorData::new(values(n, seed), shape), &Default::default())
+}
+
+fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().to_vec::<f32>().expect("f32 tensor")
+}
+
+/// Relative max error of `got` against `want`, asserting the stated bound.
+fn assert_close(case: &str, what: &str, got: Vec<f32>, want: Vec<f32>) {
+    assert_eq!(got.len(), want.len(), "{case} {what}: length");
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let err = got
+        .iter()
+        .zip(&want)
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    assert!(
+        err <= BOUND * scale.max(1e-30),
+        "{case} {what}: max |fast − burn| = {err:e} > {BOUND} · {scale:e}"
+    );
+}
+
+fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> burn::tensor::ops::FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+fn tensor<B: Backend, const D: usize>(p: burn::tensor::ops::FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+/// Forward and both gradients through the trait vs Burn's `ModuleOps`, then the autodiff graph.
+fn check(c: &Case) {
+    type B = TestBackend;
+    type A = TestAutodiff;
+    let [_, ci, _, _] = c.x;
+    let wshape = [c.o, ci, c.k, c.k];
+    let opts = ConvOptions::new([c.stride; 2], [c.pad; 2], [1, 1], 1);
+    let x = rand::<B, 4>(c.x, 1);
+    let w = rand::<B, 4>(wshape, 2);
+    let b = rand::<B, 1>([c.o], 3);
+
+    let fast = conv2d(x.clone(), w.clone(), Some(b.clone()), opts.clone());
+    let want = burn_conv2d(x.clone(), w.clone(), Some(b.clone()), opts.clone());
+    let dy = rand::<B, 4>(want.dims(), 4);
+    assert_close(c.name, "forward", host(fast), host(want));
+
+    let grads = B::conv2d_backward(
+        prim(x.clone()),
+        prim(w.clone()),
+        prim(dy.clone()),
+        opts.clone(),
+        GradsNeeded {
+            x: true,
+            weight: true,
+        },
+    );
+    let want_dx = B::conv2d_x_backward(
+        prim(x.clone()),
+        prim(w.clone()),
+        prim(dy.clone()),
+        opts.clone(),
+    );
+    let want_dw = B::conv2d_weight_backward(
+        prim(x.clone()),
+        prim(w.clone()),
+        prim(dy.clone()),
+        opts.clone(),
+    );
+    let (dx, dw) = (grads.x.unwrap(), grads.weight.unwrap());
+    assert_close(
+        c.name,
+        "input grad",
+        host(tensor::<B, 4>(dx)),
+        host(tensor::<B, 4>(want_dx)),
+    );
+    assert_close(
+        c.name,
+        "weight grad",
+        host(tensor::<B, 4>(dw)),
+        host(tensor::<B, 4>(want_dw)),
+    );
+
+    // end to end: L = Σ y ⊙ dy, so ∂L/∂y = dy
+    let run = |fast: bool| {
+        let xa = Tensor::<A, 4>::from_inner(x.clone()).require_grad();
+        let wa = Tensor::<A, 4>::from_inner(w.clone()).require_grad();
+        let ba = Tensor::<A, 1>::from_inner(b.clone()).require_grad();
+        let y = if fast {
+            conv2d(xa.clone(), wa.clone(), Some(ba.clone()), opts.clone())
+        } else {
+            burn_conv2d(xa.clone(), wa.clone(), Some(ba.clone()), opts.clone())
+        };
+        let g = (y * Tensor::from_inner(dy.clone())).sum().backward();
+        let grad = |t: &Tensor<A, 4>| host(t.grad(&g).expect("tracked"));
+        (grad(&xa), grad(&wa), host(ba.grad(&g).expect("tracked")))
+    };
+    let (fx, fw, fb) = run(true);
+    let (bx, bw, bb) = run(false);
+    assert_close(c.name, "autodiff input grad", fx, bx);
+    assert_close(c.name, "autodiff weight grad", fw, bw);
+    assert_close(c.name, "autodiff bias grad", fb, bb);
+}
+
+#[test]
+fn conv3x3_stride1_body_convs() {
+    for c in [
+        case(
+            "3x3 128→128 @32² (CIFAR-10 nf 128)",
+            [2, 128, 32, 32],
+            128,
+            3,
+            1,
+            1,
+        ),
+        case(
+            "3x3 128→256 @16² (width change)",
+            [2, 128, 16, 16],
+            256,
+            3,
+            1,
+            1,
+        ),
+        case("3x3 256→256 @8²", [2, 256, 8, 8], 256, 3, 1, 1),
+        case("3x3 256→256 @4²", [3, 256, 4, 4], 256, 3, 1, 1),
+        case(
+            "3x3 32→32 @32² batch 1 (GEMM-parallel path)",
+            [1, 32, 32, 32],
+            32,
+            3,
+            1,
+            1,
+        ),
+    ] {
+        check(&c);
+    }
+}
+
+#[test]
+fn conv1x1_skip_and_combine_convs() {
+    for c in [
+        case(
+            "1x1 128→256 @16² (Conv_2 shortcut)",
+            [2, 128, 16, 16],
+            256,
+            1,
+            1,
+            0,
+        ),
+        case("1x1 256→128 @8²", [2, 256, 8, 8], 128, 1, 1, 0),
+        case(
+            "1x1 3→128 @32² (pyramid Combine)",
+            [2, 3, 32, 32],
+            128,
+            1,
+            1,
+            0,
+        ),
+    ] {
+        check(&c);
+    }
+}
+
+#[test]
+fn stride2_downsampling_convs() {
+    for c in [
+        // Downsample(with_conv, fir = False): pad (0, 1, 0, 1), then 3×3 stride 2, no padding
+        case("3x3 s2 128→128 @33²", [2, 128, 33, 33], 128, 3, 2, 0),
+        // FIR conv_downsample_2d: blur to 33², then 3×3 stride 2 valid, width change
+        case(
+            "3x3 s2 128→256 @33² (FIR Conv2d_0)",
+            [2, 128, 33, 33],
+            256,
+            3,
+            2,
+            0,
+        ),
+        case("3x3 s2 256→256 @9²", [2, 256, 9, 9], 256, 3, 2, 0),
+    ] {
+        check(&c);
+    }
+}
+
+#[test]
+fn fir_resampling_convs() {
+    // upfirdn2d: [N·C, 1, H', W'] ⋆ the 4×4 FIR kernel, stride 1 (upsample, blur) or 2 (down)
+    for c in [
+        case(
+            "FIR 4x4 s1 (upsample_2d, 16²→32²)",
+            [2 * 128, 1, 35, 35],
+            1,
+            4,
+            1,
+            0,
+        ),
+        case(
+            "FIR 4x4 s2 (downsample_2d, 32²→16²)",
+            [2 * 128, 1, 34, 34],
+            1,
+            4,
+            2,
+            0,
+        ),
+        case(
+            "FIR 4x4 s1 (conv_downsample_2d blur)",
+            [2 * 64, 1, 36, 36],
+            1,
+            4,
+            1,
+            0,
+        ),
+    ] {
+        check(&c);
+    }
+}
+
+#[test]
+fn input_and_output_convs() {
+    for c in [
+        case("3x3 3→128 @32² (input conv)", [2, 3, 32, 32], 128, 3, 1, 1),
+        case("3x3 128→3 @32² (output conv)", [2, 128, 32, 32], 3, 3, 1, 1),
+        case(
+            "3x3 1→128 @32² (grayscale input)",
+            [2, 1, 32, 32],
+            128,
+            3,
+            1,
+            1,
+        ),
+    ] {
+        check(&c);
+    }
+}
+
+#[test]
+fn convs_of_the_256px_configs() {
+    // 256² configs: nf 128, ch_mult (1, 1, 2, 2, 2, 2, 2); full-resolution layers at batch 1 on
+    // a 64² crop (im2col is tiled over output rows there)
+    for c in [
+        case("3x3 3→128 @64² (input conv)", [1, 3, 64, 64], 128, 3, 1, 1),
+        case(
+            "3x3 128→128 @64² (tiled im2col)",
+            [1, 128, 64, 64],
+            128,
+            3,
+            1,
+            1,
+        ),
+        case("3x3 128→3 @64² (output conv)", [1, 128, 64, 64], 3, 3, 1, 1),
+        case("3x3 s2 128→128 @65²", [1, 128, 65, 65], 128, 3, 2, 0),
+        case("1x1 128→256 @8²", [2, 128, 8, 8], 256, 1, 1, 0),
+    ] {
+        check(&c);
+    }
+}
+
+#[test]
+fn grouped_and_dilated_convs_fall_back_or_match() {
+    type B = TestBackend;
+    // grouped: Burn's kernel (not the fast path) — same numbers as burn::tensor::module::conv2d
+    let x = rand::<B, 4>([2, 8, 9, 9], 5);
+    let w = rand::<B, 4>([8, 2, 3, 3], 6);
+    let o = ConvOptions::new([1, 1], [1, 1], [1, 1], 4);
+    let got = conv2d(x.clone(), w.clone(), None, o.clone());
+    assert_close(
+        "groups 4",
+        "forward",
+        host(got),
+        host(burn_conv2d(x, w, None, o)),
+    );
+    // dilation 2, stride 2, padding 2 on an odd size: the fast path's general indexing
+    let x = rand::<B, 4>([3, 5, 11, 10], 7);
+    let w = rand::<B, 4>([4, 5, 3, 3], 8);
+    let o = ConvOptions::new([2, 2], [2, 2], [2, 2], 1);
+    let got = conv2d(x.clone(), w.clone(), None, o.clone());
+    assert_close(
+        "dilated",
+        "forward",
+        host(got),
+        host(burn_conv2d(x, w, None, o)),
+    );
+}
+
+#[test]
+fn conv2d_module_matches_burn_layer_for_every_padding() {
+    type B = TestBackend;
+    let x = rand::<B, 4>([2, 4, 10, 9], 9);
+    for (padding, stride) in [
+        (PaddingConfig2d::Explicit(1, 1, 1, 1), 1),
+        (PaddingConfig2d::Explicit(0, 1, 2, 0), 1),
+        (PaddingConfig2d::Valid, 2),
+        (PaddingConfig2d::Same, 2),
+        (PaddingConfig2d::Same, 1),
+    ] {
+        let conv = Conv2dConfig::new([4, 6], [3, 3])
+            .with_stride([stride, stride])
+            .with_padding(padding.clone())
+            .init::<B>(&device());
+        let got = conv2d_module(&conv, x.clone());
+        let want = conv.forward(x.clone());
+        assert_eq!(got.dims(), want.dims(), "{padding:?}");
+        assert_close(&format!("{padding:?}"), "layer", host(got), host(want));
+    }
+}

@@ -1,0 +1,92 @@
+"""PyTorch CPU side of `scripts/bench_vs_pytorch.sh`: the same rows as sgm-nets' `conv` and
+`ncsnpp` benches, on the official score_sde_pytorch models (forward + backward of mean(out²),
+batch 8, 32×32, medians after one warm-up). Prints `ROW <name> <seconds>` lines.
+
+Usage: python bench_vs_pytorch.py REF_CHECKOUT [ITERS]
+REF_CHECKOUT = a checkout of yang-song/score_sde_pytorch. Its `op` package builds CUDA
+extensions at import; on CPU the reference only uses `upfirdn2d_native`, so this script loads
+just those two functions from `op/upfirdn2d.py`.
+"""
+
+import ast
+import statistics
+import sys
+import time
+import types
+
+import torch
+
+
+def stub_op(ref):
+    """A CPU-only `op` package: `upfirdn2d` / `upfirdn2d_native` from the reference source."""
+    src = open(f"{ref}/op/upfirdn2d.py").read()
+    tree = ast.parse(src)
+    keep = [
+        n
+        for n in tree.body
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        and "cpp_extension" not in ast.unparse(n)
+        or isinstance(n, ast.FunctionDef)
+        and n.name in ("upfirdn2d", "upfirdn2d_native")
+    ]
+    mod = types.ModuleType("op")
+    exec(compile(ast.Module(body=keep, type_ignores=[]), "op/upfirdn2d.py", "exec"), mod.__dict__)
+    sys.modules["op"] = mod
+
+
+def median_time(iters, fn):
+    fn()
+    ts = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def step(y):
+    y.square().mean().backward()
+
+
+def main():
+    ref = sys.argv[1]
+    iters = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    torch.set_num_threads(2)
+    sys.path.insert(0, ref)
+    stub_op(ref)
+    from configs.ve import cifar10_ncsnpp_deep_continuous as ncsnpp_deep
+    from configs.vp import cifar10_ddpmpp_continuous as ddpmpp
+    from models import ncsnpp
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {iters} iterations")
+    x = (torch.arange(8 * 128 * 32 * 32) * 7919 % 251).float().div(125.5).sub(1.0)
+    x = x.reshape(8, 128, 32, 32).requires_grad_()
+
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1)
+    print(f"ROW conv3x3 {median_time(iters + 2, lambda: step(conv(x))):.4f}")
+    layers = []
+    for _ in range(4):
+        layers += [torch.nn.Conv2d(128, 128, 3, padding=1), torch.nn.GroupNorm(32, 128), torch.nn.SiLU()]
+    stack = torch.nn.Sequential(*layers)
+    print(f"ROW stack {median_time(iters + 2, lambda: step(stack(x))):.4f}")
+
+    img = (torch.arange(8 * 3 * 32 * 32) * 7919 % 251).float().div(251.0).reshape(8, 3, 32, 32)
+    sig = torch.tensor([0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0])
+    rows = [("ncsnpp32", ncsnpp_deep, 32), ("ncsnpp128", ncsnpp_deep, 128), ("ddpmpp128", ddpmpp, 128)]
+    for name, cfg_mod, nf in rows:
+        cfg = cfg_mod.get_config()
+        cfg.model.nf = nf
+        cfg.model.dropout = 0.0
+        cfg.device = torch.device("cpu")
+        net = ncsnpp.NCSNpp(cfg)
+        net.eval()
+        with torch.no_grad():
+            fwd = median_time(iters, lambda: net(img, sig))
+        net.train()
+        fb = median_time(iters, lambda: step(net(img, sig)))
+        print(f"ROW {name}_fwd {fwd:.4f}")
+        print(f"ROW {name}_fwdbwd {fb:.4f}")
+
+
+if __name__ == "__main__":
+    main()
