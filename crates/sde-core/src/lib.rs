@@ -45,7 +45,7 @@ pub use losses::{LossConfig, ddpm_loss, dsm_loss, smld_loss, training_loss};
 pub use noise::{BackendNoise, DrawKind, NoiseSource, RecordedDraw, RecordedNoise};
 pub use reverse::ReverseSde;
 pub use score::{Labels, ScoreFn, ScoreFunction, ScoreModel};
-pub use sde::{LinearMap, ScoreLabels, ScoreScaling, Sde, SdeKind, per_sample};
+pub use sde::{LinearMap, MAX_STEPS, ScoreLabels, ScoreScaling, Sde, SdeKind, per_sample};
 pub use subvp::SubVpSde;
 pub use ve::VeSde;
 pub use vp::{DdpmTables, VpSde};

@@ -237,3 +237,28 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
         crate::reverse::ReverseSde::new(self, score, probability_flow)
     }
 }
+
+/// Most discretisation steps `N` an SDE accepts (official configs: ≤ 2000). A sanity limit
+/// for untrusted configs: VE / VP build `N`-long float32 tables, and an inflated `N` would
+/// abort the process on an impossible allocation instead of failing with an error.
+pub const MAX_STEPS: usize = 1 << 22;
+
+/// `N` within `[min, MAX_STEPS]`, else the error naming it.
+pub(crate) fn check_steps(n: usize, min: usize) -> crate::error::Result<()> {
+    let reason = if n < min {
+        if min == 1 {
+            "needs at least 1 discretisation step"
+        } else {
+            "needs at least 2 discretisation steps"
+        }
+    } else if n > MAX_STEPS {
+        "exceeds the sanity limit sde_core::MAX_STEPS (4194304)"
+    } else {
+        return Ok(());
+    };
+    Err(crate::error::SdeError::InvalidParameter {
+        name: "N",
+        value: n as f64,
+        reason,
+    })
+}

@@ -3,7 +3,7 @@
 //! `dx = −½ β(t) x dt + sqrt(β(t) (1 − e^{−2 ∫β})) dw`. Its perturbation kernel has std
 //! `1 − e^{2 lmc(t)}` — no square root: the sub-VP variance is `(1 − e^{−∫β})²`.
 
-use crate::error::{Result, SdeError};
+use crate::error::Result;
 use crate::sde::{LinearMap, ScoreLabels, ScoreScaling, Sde, SdeKind};
 use crate::vp::BetaSchedule;
 
@@ -25,13 +25,7 @@ impl SubVpSde {
     /// Builds the SDE; `0 < beta_min ≤ beta_max` and `N ≥ 1`.
     pub fn new(beta_min: f64, beta_max: f64, n: usize) -> Result<Self> {
         let schedule = BetaSchedule::new(beta_min, beta_max)?;
-        if n < 1 {
-            return Err(SdeError::InvalidParameter {
-                name: "N",
-                value: n as f64,
-                reason: "needs at least 1 discretisation step",
-            });
-        }
+        crate::sde::check_steps(n, 1)?;
         Ok(Self { schedule, n })
     }
 

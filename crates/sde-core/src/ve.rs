@@ -39,13 +39,7 @@ impl VeSde {
                 reason: "must be finite and larger than sigma_min",
             });
         }
-        if n < 2 {
-            return Err(SdeError::InvalidParameter {
-                name: "N",
-                value: n as f64,
-                reason: "needs at least 2 discretisation steps",
-            });
-        }
+        crate::sde::check_steps(n, 2)?;
         let discrete_sigmas = torch_linspace_f32(sigma_min.ln(), sigma_max.ln(), n)
             .into_iter()
             .map(f32::exp)

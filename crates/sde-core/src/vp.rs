@@ -86,13 +86,7 @@ impl VpSde {
     /// Builds the SDE; `0 < beta_min ≤ beta_max` and `N ≥ 2`.
     pub fn new(beta_min: f64, beta_max: f64, n: usize) -> Result<Self> {
         let schedule = BetaSchedule::new(beta_min, beta_max)?;
-        if n < 2 {
-            return Err(SdeError::InvalidParameter {
-                name: "N",
-                value: n as f64,
-                reason: "needs at least 2 discretisation steps",
-            });
-        }
+        crate::sde::check_steps(n, 2)?;
         let discrete_betas = torch_linspace_f32(beta_min / n as f64, beta_max / n as f64, n);
         let alphas: Vec<f32> = discrete_betas.iter().map(|&b| 1.0 - b).collect();
         let alphas_cumprod = torch_cumprod_f32(&alphas);

@@ -60,6 +60,19 @@ fn invalid_parameters_are_errors() {
         VpSde::new(0.1, 20.0, 1),
         Err(SdeError::InvalidParameter { name: "N", .. })
     ));
+    // An inflated N (e.g. from an untrusted config) is an error, not an aborting allocation.
+    let huge = sde_core::MAX_STEPS + 1;
+    for err in [
+        VeSde::new(0.01, 50.0, huge).err(),
+        VpSde::new(0.1, 20.0, huge).err(),
+        SubVpSde::new(0.1, 20.0, huge).err(),
+    ] {
+        assert!(
+            matches!(err, Some(SdeError::InvalidParameter { name: "N", .. })),
+            "{err:?}"
+        );
+    }
+    assert!(VeSde::new(0.01, 50.0, sde_core::MAX_STEPS).is_ok());
     assert!(matches!(
         SubVpSde::new(-0.1, 20.0, 10),
         Err(SdeError::InvalidParameter {

@@ -327,7 +327,11 @@ fn bad_values_are_errors_naming_the_key() {
         // sanity limits: no impossible allocation or shift overflow from a config
         ("nf = 128", "nf = 100000000", "sanity limit"),
         ("image_size = 32", "image_size = 1073741824", "sanity limit"),
-        ("num_res_blocks = 8", "num_res_blocks = 100000", "sanity limit"),
+        (
+            "num_res_blocks = 8",
+            "num_res_blocks = 100000",
+            "sanity limit",
+        ),
         ("lr = 0.0002", "lr = -1.0", "optim.lr"),
         ("beta1 = 0.9", "beta1 = 1.5", "optim.beta1"),
         ("ema_rate = 0.999", "ema_rate = 2.0", "model.ema_rate"),

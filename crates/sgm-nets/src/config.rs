@@ -367,7 +367,11 @@ impl ModelConfig {
         let limits = [
             ("nf", m.nf, limits::MAX_WIDTH),
             ("ch_mult", m.ch_mult.len(), limits::MAX_LEVELS),
-            ("ch_mult", m.ch_mult.iter().copied().max().unwrap_or(0), limits::MAX_WIDTH),
+            (
+                "ch_mult",
+                m.ch_mult.iter().copied().max().unwrap_or(0),
+                limits::MAX_WIDTH,
+            ),
             ("num_res_blocks", m.num_res_blocks, limits::MAX_RES_BLOCKS),
             ("image_size", self.data.image_size, limits::MAX_IMAGE_SIZE),
             ("num_channels", self.data.num_channels, limits::MAX_CHANNELS),

@@ -198,10 +198,15 @@ fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     f.read_exact(&mut len)
         .map_err(|e| ck_err(path, format!("not a safetensors file: {e}")))?;
     let n = u64::from_le_bytes(len);
-    if n > 100 << 20 {
+    // The header must fit in the file (and in 100 MiB, safetensors' own limit): nothing is
+    // allocated for a length the file cannot hold.
+    let file_len = f.metadata().map_err(|e| ck_err(path, e))?.len();
+    if n > 100 << 20 || n > file_len.saturating_sub(8) {
         return Err(ck_err(
             path,
-            "not a safetensors file: header length out of range",
+            format!(
+                "not a safetensors file: header length {n} out of range for a {file_len}-byte file"
+            ),
         ));
     }
     let mut header = vec![0u8; n as usize];

@@ -28,8 +28,8 @@ use std::time::Instant;
 use burn::module::{ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sgm_conv::ConvAutodiffBackend;
 use serde::Serialize;
+use sgm_conv::ConvAutodiffBackend;
 use sgm_nets::ScoreNet;
 
 use crate::checkpoint::{self, Checkpoint};

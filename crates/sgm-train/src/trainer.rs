@@ -5,8 +5,8 @@
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sgm_conv::ConvAutodiffBackend;
 use sde_core::{AnySde, LossConfig, NoiseSource, training_loss};
+use sgm_conv::ConvAutodiffBackend;
 use sgm_nets::ScoreNet;
 
 use crate::config::TrainConfig;

@@ -122,3 +122,50 @@ fn round_trip_is_exact_and_bad_files_are_named() {
     assert!(e.contains("short.safetensors"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[global_allocator]
+static ALLOC: sgm_testkit::corrupt::CountingAlloc = sgm_testkit::corrupt::CountingAlloc;
+
+/// Issue 15: mutated training checkpoints (bit flips, truncation, inflated header lengths,
+/// shapes and offsets, dtype swaps, duplicated keys) are each `Ok` or one error when read and
+/// turned into weights and a training state — never a panic, abort or hang, memory bounded.
+/// `SGM_FUZZ_VARIANTS=100000` is the long mode (docs/reliability.md).
+#[test]
+fn corrupted_checkpoints_are_errors_never_crashes() {
+    use sgm_testkit::corrupt;
+    let dev = device();
+    let cfg = config(8);
+    let state = TrainState::new(&cfg, init_model::<TestAutodiff>(&cfg, &dev).unwrap());
+    let dir = scratch("fuzz");
+    let seed_path = dir.join("seed.safetensors");
+    let pos = DataPosition { epoch: 0, index: 0 };
+    checkpoint::save(&state, pos, pos, &seed_path).unwrap();
+    let file = std::fs::read(&seed_path).unwrap();
+    let seeds = [(file.clone(), corrupt::safetensors_layout(&file))];
+    let variant = dir.join("v.safetensors");
+    let r = corrupt::run(
+        "training checkpoint",
+        &seeds,
+        corrupt::variants(150),
+        33,
+        |(f, l), rng| corrupt::mutate(f, l, rng),
+        |_, b| {
+            std::fs::write(&variant, b).map_err(|e| e.to_string())?;
+            let kind = |e: sgm_train::TrainError| corrupt::kind_of(&e, "v.safetensors");
+            let ck = Checkpoint::read(&variant).map_err(kind)?;
+            ck.weights::<TestBackend>(&cfg.model, CheckpointWeights::Ema, &dev)
+                .map_err(kind)?;
+            ck.train_state::<TestAutodiff>(&cfg.model, &cfg.optim, &dev)
+                .map_err(kind)?;
+            Ok(())
+        },
+    );
+    // the file, its tensors on the host, and two networks built from them
+    corrupt::assert_clean(
+        &r,
+        8 * file.len() + (32 << 20),
+        std::time::Duration::from_secs(20),
+    );
+    assert!(r.ok > 0 && !r.errors.is_empty(), "{r:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
