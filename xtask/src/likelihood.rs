@@ -9,7 +9,6 @@ use sde_core::{BackendNoise, NoiseSource, ScoreFn};
 use sgm_sample::{Hutchinson, Rk45Options};
 
 use crate::backend::{Train, device};
-use crate::model::load_model;
 use crate::sample::{ModelArgs, load_config};
 
 /// `cargo xtask likelihood`.
@@ -72,7 +71,7 @@ pub fn run_likelihood(args: LikelihoodArgs) -> Result<()> {
     let sde = config.sde_with_steps(args.model.steps)?;
     let dev = device();
     Train::seed(&dev, args.model.seed);
-    let net = load_model::<Train>(&config, &args.model.checkpoint, args.model.weights, &dev)?;
+    let net = args.model.network::<Train>(&config, &dev)?;
     let imgs = sgm_eval::read_images(&args.data, args.first, args.count)?;
     let [c, h, w] = config.image_shape();
     if [imgs.channels, imgs.height, imgs.width] != [c, h, w] {

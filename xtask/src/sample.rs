@@ -7,12 +7,13 @@ use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use sde_core::{BackendNoise, ScoreFn, ScoreFunction};
 use sgm_config::{ConfigSampler, ExperimentConfig, Override};
+use sgm_nets::ScoreNet;
 use sgm_sample::{Rk45Options, Sampler};
 
 use crate::backend::{Inner, device};
 use crate::config::SetArgs;
 use crate::images;
-use crate::model::{Weights, load_model};
+use crate::model::Weights;
 
 /// What every generating command needs: config, checkpoint, seed, output folder.
 #[derive(clap::Args, Debug, Clone)]
@@ -38,6 +39,17 @@ pub struct ModelArgs {
     /// Output folder (created if needed).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
+}
+
+impl ModelArgs {
+    /// The network of `config` with the weights of `--checkpoint` (`--weights`).
+    pub fn network<B: Backend>(
+        &self,
+        config: &ExperimentConfig,
+        device: &B::Device,
+    ) -> Result<ScoreNet<B>> {
+        crate::model::load_model(config, &self.checkpoint, self.weights, device)
+    }
 }
 
 /// Sampler knobs; unset ones come from the config's `[sampling]` section (each one is a
@@ -179,7 +191,7 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
     }
     let dev = device();
     Inner::seed(&dev, args.model.seed);
-    let net = load_model::<Inner>(&config, &args.model.checkpoint, args.model.weights, &dev)?;
+    let net = args.model.network::<Inner>(&config, &dev)?;
     let [c, h, w] = config.image_shape();
     let score = ScoreFn::new(sampler.sde(), &net, sampler.continuous_score());
     let what = match sampler {
@@ -240,7 +252,7 @@ pub fn run_controllable(args: ControlArgs, colorize: bool) -> Result<()> {
     let cfg = config.controllable_config(&sde)?;
     let dev = device();
     Inner::seed(&dev, args.model.seed);
-    let net = load_model::<Inner>(&config, &args.model.checkpoint, args.model.weights, &dev)?;
+    let net = args.model.network::<Inner>(&config, &dev)?;
     let x = read_inputs(&config, &args.images)?;
     let score = ScoreFn::new(&sde, &net, config.training.continuous);
     let progress = Progress::new(

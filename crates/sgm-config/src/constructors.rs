@@ -2,9 +2,11 @@
 //! likelihood settings, each built from the reference's keys (`run_lib.train`,
 //! `run_lib.evaluate`, `sampling.get_sampling_fn`).
 
+use std::path::Path;
+
 use burn::prelude::Backend;
 use sde_core::{AnySde, LossConfig, NoiseSource, ScoreFunction};
-use sgm_nets::{ModelConfig, ScoreNet};
+use sgm_nets::{CheckpointWeights, ModelConfig, ScoreNet};
 use sgm_sample::{
     CONTROLLABLE_EPS, DataScaler, LikelihoodConfig, OdeConfig, OdeSampler, PcConfig, PcSampler,
     SampleOutput, Sampler,
@@ -98,6 +100,39 @@ impl ExperimentConfig {
     /// A freshly initialised network of this config on `device`.
     pub fn network<B: Backend>(&self, device: &B::Device) -> Result<ScoreNet<B>> {
         ScoreNet::new(&self.model_config()?, device).map_err(|source| self.nets_error(source))
+    }
+
+    /// The network of this config with the weights of `checkpoint`, for sampling and evaluation
+    /// (dropout off: the reference's `model.eval()`, also on autodiff backends). Reads an
+    /// official `.pth` / `.pt` training checkpoint (`weights`: its EMA or raw model weights)
+    /// or a flat `.safetensors` state dict with the reference's key names (sgm's own format).
+    pub fn load_network<B: Backend>(
+        &self,
+        checkpoint: &Path,
+        weights: CheckpointWeights,
+        device: &B::Device,
+    ) -> Result<ScoreNet<B>> {
+        let mut cfg = self.model_config()?;
+        cfg.model.dropout = 0.0;
+        let fail = |reason: String| ConfigError::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            reason,
+        };
+        if !checkpoint.is_file() {
+            return Err(fail("does not exist".into()));
+        }
+        let ext = checkpoint.extension().and_then(|e| e.to_str());
+        match ext.unwrap_or_default() {
+            "pth" | "pt" => sgm_nets::load_checkpoint::<B>(&cfg, checkpoint, weights, device),
+            "safetensors" => sgm_nets::load_safetensors::<B>(&cfg, checkpoint, device),
+            _ => {
+                return Err(fail(
+                    "unknown format (expected an official .pth checkpoint or a .safetensors state dict)"
+                        .into(),
+                ));
+            }
+        }
+        .map_err(|e| fail(e.to_string()))
     }
 
     fn nets_error(&self, source: sgm_nets::NetsError) -> ConfigError {

@@ -74,6 +74,14 @@ pub enum ConfigError {
         /// `model.name`.
         name: String,
     },
+    /// A checkpoint that is missing, of an unknown format, or does not fit the config.
+    #[error("cannot load checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why (the network crate's message names the key and shapes).
+        reason: String,
+    },
     /// The SDE the config defines is invalid.
     #[error("config {origin}: {source}")]
     Sde {

@@ -93,8 +93,12 @@ impl FromStr for Override {
 }
 
 impl std::fmt::Display for Override {
+    /// `key=value` as typed: strings without TOML quotes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={}", self.key, self.value)
+        match &self.value {
+            toml::Value::String(s) => write!(f, "{}={s}", self.key),
+            other => write!(f, "{}={other}", self.key),
+        }
     }
 }
 

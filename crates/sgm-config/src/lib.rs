@@ -29,7 +29,8 @@
 //!   listing candidates.
 //! * [`Override`]: `KEY=VALUE` (`--set` of the CLI), any key, validated like the file.
 //! * Constructors: [`ExperimentConfig::sde`], [`ExperimentConfig::model_config`] /
-//!   [`ExperimentConfig::network`], [`ExperimentConfig::loss_config`],
+//!   [`ExperimentConfig::network`] / [`ExperimentConfig::load_network`] (official `.pth` or
+//!   `.safetensors` weights), [`ExperimentConfig::loss_config`],
 //!   [`ExperimentConfig::pc_config`] / [`ExperimentConfig::ode_config`] /
 //!   [`ExperimentConfig::sampler`], [`ExperimentConfig::likelihood_config`].
 //!

@@ -404,6 +404,25 @@ fn set_overrides_any_key_validated_like_the_file() {
         "{}",
         c.origin
     );
+    assert!(
+        c.origin.contains("--set sampling.method=ode"),
+        "{}",
+        c.origin
+    );
+    for (arg, value) in [
+        ("a.b=8", toml::Value::Integer(8)),
+        ("a.b=1e-3", toml::Value::Float(1e-3)),
+        ("a.b=true", toml::Value::Boolean(true)),
+        ("a.b=[1, 2]", toml::Value::Array(vec![1.into(), 2.into()])),
+        (
+            "a.b=euler_maruyama",
+            toml::Value::String("euler_maruyama".into()),
+        ),
+        ("a.b=\"x y\"", toml::Value::String("x y".into())),
+    ] {
+        let o: Override = arg.parse().expect(arg);
+        assert_eq!((o.key.as_str(), &o.value), ("a.b", &value), "{arg}");
+    }
     assert!(matches!(c.sampler().expect("ode"), ConfigSampler::Ode(_)));
     // Everything else is the official config.
     let mut back = c.clone();
@@ -561,8 +580,47 @@ fn a_config_builds_a_working_network() {
     let x = burn::tensor::Tensor::<sgm_testkit::TestBackend, 4>::zeros([2, 3, 8, 8], &device);
     let sde = c.sde().expect("sde");
     let score = sde_core::ScoreFn::new(&sde, &net, c.training.continuous);
-    let s = sde_core::ScoreFunction::score(&score, x, &[0.5, 0.25]).expect("score");
+    let s = sde_core::ScoreFunction::score(&score, x.clone(), &[0.5, 0.25]).expect("score");
     assert_eq!(s.dims(), [2, 3, 8, 8]);
+
+    // Saved and loaded back through the config: the same network.
+    let dir = std::env::temp_dir().join(format!("sgm-config-net-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("tiny.safetensors");
+    sgm_nets::save_safetensors(&net, &path).expect("save");
+    let ema = sgm_nets::CheckpointWeights::Ema;
+    let back = c.load_network::<sgm_testkit::TestBackend>(&path, ema, &device);
+    let wider = c
+        .with_overrides(&["model.nf=16".parse().expect("override")])
+        .expect("wider")
+        .load_network::<sgm_testkit::TestBackend>(&path, ema, &device);
+    let other = dir.join("tiny.npz");
+    std::fs::copy(&path, &other).expect("copy");
+    let unknown = c.load_network::<sgm_testkit::TestBackend>(&other, ema, &device);
+    let missing = c.load_network::<sgm_testkit::TestBackend>(&dir.join("no.pth"), ema, &device);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+    let back = back.expect("loads");
+    let score_back = sde_core::ScoreFn::new(&sde, &back, c.training.continuous);
+    let s_back = sde_core::ScoreFunction::score(&score_back, x, &[0.5, 0.25]).expect("score");
+    // Equal up to float32 summation order (Linear weights change layout on the way).
+    let (a, b): (Vec<f32>, Vec<f32>) = (
+        s_back.into_data().to_vec().expect("f32"),
+        s.into_data().to_vec().expect("f32"),
+    );
+    let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-4 * scale, "{x} vs {y} (scale {scale})");
+    }
+    for (result, needle) in [
+        (wider, "tiny.safetensors"),
+        (unknown, "unknown format"),
+        (missing, "does not exist"),
+    ] {
+        let e = result.expect_err(needle);
+        assert!(matches!(e, ConfigError::Checkpoint { .. }), "{e:?}");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
 }
 
 /// Reference §9 family rules, checked on every official config.
