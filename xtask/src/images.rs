@@ -30,13 +30,8 @@ pub fn write_grid(path: &Path, dims: &[usize], data: &[f32], ncol: usize) -> Res
 
 /// Writes the raw samples (`samples`: float32 `[B, C, H, W]` in [0, 1]) as safetensors.
 pub fn write_samples(path: &Path, dims: &[usize], data: &[f32]) -> Result<()> {
-    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.to_vec(), &bytes)
-        .context("sample tensor")?;
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file([(SAMPLES_TENSOR, view)], None, &tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let dims = <[usize; 4]>::try_from(dims).map_err(|_| anyhow::anyhow!("samples need NCHW"))?;
+    Ok(sgm_eval::images::write_sample_array(path, dims, data)?)
 }
 
 /// Reads PNG images (all the same size) into a `[B, 3, H, W]` float batch in [0, 1].

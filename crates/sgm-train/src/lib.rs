@@ -6,6 +6,7 @@
 //!   first step, global `clip_grad_norm_`.
 //! * [`Ema`]: the EMA with the `num_updates` ramp.
 //! * [`demo`]: the small end-to-end run of `cargo xtask demo` (train, sample, measure).
+//! * [`generate`]: many samples in batches, seeded per image, one PNG each, resumable.
 //! * [`TrainRng`]: the trainer's own resumable random stream (Burn's CPU RNG is global).
 //!
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
@@ -17,6 +18,7 @@ pub mod data;
 pub mod demo;
 pub mod ema;
 pub mod error;
+pub mod generate;
 pub mod optim;
 pub mod rng;
 pub mod run;
