@@ -6,9 +6,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use burn::prelude::*;
 
-/// Name of the tensor holding the samples in a sample-array file (read back by `sgm-eval`).
-pub use sgm_eval::images::SAMPLES_TENSOR;
-
 /// Host copy of a `[B, C, H, W]` float tensor.
 pub fn to_host<B: Backend>(x: Tensor<B, 4>) -> (Vec<usize>, Vec<f32>) {
     let dims = x.dims().to_vec();

@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sde_core::{BackendNoise, ScoreFn, ScoreFunction};
 use sgm_config::{ConfigSampler, ExperimentConfig, Override};
 use sgm_nets::ScoreNet;
-use sgm_sample::{Rk45Options, Sampler};
+use sgm_sample::Rk45Options;
+use sgm_train::generate::{GenerateOptions, generate};
 
 use crate::backend::{Inner, device};
 use crate::config::SetArgs;
@@ -120,9 +121,13 @@ pub struct SampleArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampler: SamplerArgs,
-    /// Number of samples.
+    /// Images per sampler call.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Total number of images (default: one batch). Image k is seeded by (--seed, k), written
+    /// as `OUT/images/{k:06}.png`; a rerun generates only the missing ones.
+    #[arg(long)]
+    pub num_samples: Option<usize>,
 }
 
 /// A score function that ticks a progress bar on every network call.
@@ -190,27 +195,46 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
         };
     }
     let dev = device();
-    Inner::seed(&dev, args.model.seed);
     let net = args.model.network::<Inner>(&config, &dev)?;
-    let [c, h, w] = config.image_shape();
     let score = ScoreFn::new(sampler.sde(), &net, sampler.continuous_score());
+    let opts = GenerateOptions {
+        num_samples: args.num_samples.unwrap_or(args.batch_size),
+        batch_size: args.batch_size,
+        seed: args.model.seed,
+        out: args.model.out.clone(),
+    };
     let what = match sampler {
         ConfigSampler::Pc { .. } => "PC sampling",
         ConfigSampler::Ode(_) => "ODE sampling",
     };
-    let progress = Progress::new(&score, sampler.planned_calls(), what);
-    let out = sampler.sample(
-        &progress,
-        [args.batch_size, c, h, w],
-        &mut BackendNoise,
-        &dev,
-    )?;
-    progress.finish();
-    println!(
-        "NFE: {} network calls (the reference reports {})",
-        out.nfe, out.reference_nfe
+    let bar = ProgressBar::new(opts.num_samples as u64).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {elapsed} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
-    save_outputs(&args.model.out, "samples", out.sample)
+    bar.set_message(what);
+    let g = generate(
+        &sampler,
+        &score,
+        config.image_shape(),
+        &opts,
+        &dev,
+        |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish();
+    println!(
+        "NFE: {} network calls over {} new images ({} were already there)",
+        g.nfe,
+        g.generated,
+        opts.num_samples - g.generated
+    );
+    println!(
+        "wrote {} (one PNG per image), {} and {}",
+        g.images.display(),
+        g.grid.display(),
+        g.array.display()
+    );
+    Ok(())
 }
 
 /// `cargo xtask inpaint` / `colorize`.

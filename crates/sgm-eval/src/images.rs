@@ -162,9 +162,19 @@ pub fn read_sample_array(path: &Path, first: usize, count: Option<usize>) -> Res
     })
 }
 
-/// Any image source by its path: a folder (PNG), a `.bin` file (CIFAR-10), or a
-/// `.safetensors` sample array.
+/// Any image source by its path: a folder (PNG; for an output folder of `cargo xtask sample`,
+/// its `images/`), a `.bin` file (CIFAR-10), or a `.safetensors` sample array.
 pub fn read_images(path: &Path, first: usize, count: Option<usize>) -> Result<U8Images> {
+    // An output folder of `cargo xtask sample`: its one-PNG-per-image `images/`.
+    let generated = path.join("images");
+    if path
+        .join(SAMPLES_TENSOR)
+        .with_extension("safetensors")
+        .is_file()
+        && generated.is_dir()
+    {
+        return read_png_folder(&generated, first, count);
+    }
     if path.is_dir() {
         return read_png_folder(path, first, count);
     }
@@ -193,6 +203,7 @@ pub fn write_sample_array(path: &Path, dims: [usize; 4], data: &[f32]) -> Result
     let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
     let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.to_vec(), &bytes)
         .map_err(|e| file_err(path, e))?;
-    let file = safetensors::serialize([(SAMPLES_TENSOR, view)], None).map_err(|e| file_err(path, e))?;
+    let file =
+        safetensors::serialize([(SAMPLES_TENSOR, view)], None).map_err(|e| file_err(path, e))?;
     sgm_fs::write_atomic_bytes(path, &file).map_err(|e| file_err(path, e))
 }

@@ -43,7 +43,11 @@ fn a_translation_by_v_gives_its_norm_over_root_d() {
     let expect = (norm2 / d as f64).sqrt();
     assert!((w - expect).abs() < 0.05 * expect, "{w} vs {expect}");
     // Further away is larger; the same seed gives the same value.
-    let c: Vec<f32> = a.iter().enumerate().map(|(i, x)| x + 2.0 * v[i % d]).collect();
+    let c: Vec<f32> = a
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x + 2.0 * v[i % d])
+        .collect();
     assert!(sliced_wasserstein(&a, &c, d, 4000, 5).unwrap() > 1.9 * w);
     assert_eq!(sliced_wasserstein(&a, &b, d, 4000, 5).unwrap(), w);
 }

@@ -14,7 +14,11 @@ use sgm_train::generate::{GenerateOptions, PerImageNoise, generate, image_path};
 struct StandardNormalScore;
 
 impl ScoreFunction<TestBackend> for StandardNormalScore {
-    fn score(&self, x: Tensor<TestBackend, 4>, _t: &[f32]) -> sde_core::Result<Tensor<TestBackend, 4>> {
+    fn score(
+        &self,
+        x: Tensor<TestBackend, 4>,
+        _t: &[f32],
+    ) -> sde_core::Result<Tensor<TestBackend, 4>> {
         Ok(x.neg())
     }
 }
@@ -101,5 +105,8 @@ fn per_image_noise_rows_do_not_depend_on_the_batch() {
         b.into_data().to_vec::<f32>().unwrap()
     );
     let e = NoiseSource::<TestBackend>::uniform(&mut both, 3, &dev).unwrap_err();
-    assert!(e.to_string().contains("does not split over 2 images"), "{e}");
+    assert!(
+        e.to_string().contains("does not split over 2 images"),
+        "{e}"
+    );
 }
