@@ -30,5 +30,5 @@ pub use images::{U8Images, read_images};
 pub use inception::InceptionV3;
 pub use inception_score::{InceptionScore, inception_score};
 pub use kid::{Kid, kid};
-pub use stats::{read_stats, write_stats};
+pub use stats::{read_stats, write_npz, write_stats};
 pub use swd::sliced_wasserstein;
