@@ -413,6 +413,49 @@ fn fid_and_fid_stats_on_cifar_batches() {
         "--batch-size",
         "8",
     ]));
+    // Several inputs: the statistics of their images together.
+    let both = tmp.0.join("both.npz");
+    ok(&xtask(&[
+        "fid-stats",
+        test,
+        train,
+        both.to_str().unwrap(),
+        "--inception",
+        w,
+        "--count",
+        "4",
+        "--batch-size",
+        "4",
+    ]));
+    let mut px = sgm_eval::images::read_cifar10_bin(Path::new(test), 0, Some(4)).unwrap();
+    px.data.extend(
+        sgm_eval::images::read_cifar10_bin(Path::new(train), 0, Some(4))
+            .unwrap()
+            .data,
+    );
+    let unit: Vec<f32> = px.data.iter().map(|&p| p as f32 / 255.0).collect();
+    let concat = tmp.0.join("concat.safetensors");
+    sgm_eval::images::write_sample_array(&concat, [8, 3, 32, 32], &unit).unwrap();
+    let concat_npz = tmp.0.join("concat.npz");
+    ok(&xtask(&[
+        "fid-stats",
+        concat.to_str().unwrap(),
+        concat_npz.to_str().unwrap(),
+        "--inception",
+        w,
+        "--batch-size",
+        "4",
+    ]));
+    let (a, b) = (
+        sgm_eval::read_stats(&both).unwrap(),
+        sgm_eval::read_stats(&concat_npz).unwrap(),
+    );
+    let close = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .zip(y)
+            .all(|(p, q)| (p - q).abs() <= 1e-6 * (1.0 + q.abs()))
+    };
+    assert!(close(&a.mu, &b.mu) && close(&a.sigma, &b.sigma));
     // Same statistics on both sides: FID 0, no network needed.
     let o = xtask(&["fid", npz_s, npz_s]);
     ok(&o);
