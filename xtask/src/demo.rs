@@ -47,7 +47,7 @@ pub fn run_demo_command(args: DemoArgs) -> Result<()> {
     let started = Instant::now();
     let hook = Box::new(move |m: &sgm_train::Metrics| {
         let done = m.step + 1;
-        if done % 50 == 0 || done == total {
+        if done.is_multiple_of(50) || done == total {
             let secs = started.elapsed().as_secs_f64();
             let eta = secs / done as f64 * total.saturating_sub(done) as f64;
             eprintln!(

@@ -56,7 +56,7 @@ pub fn sliced_wasserstein(
     projections: usize,
     seed: u64,
 ) -> Result<f64> {
-    if dim == 0 || a.len() % dim != 0 || b.len() % dim != 0 {
+    if dim == 0 || !a.len().is_multiple_of(dim) || !b.len().is_multiple_of(dim) {
         return Err(EvalError::Shape {
             what: "sliced Wasserstein".into(),
             reason: format!(

@@ -259,7 +259,7 @@ fn downsample(images: InMemoryImages, size: usize) -> Result<InMemoryImages> {
     if h == size && w == size {
         return Ok(images);
     }
-    if h != w || size == 0 || h % size != 0 {
+    if h != w || size == 0 || !h.is_multiple_of(size) {
         return Err(TrainError::Config {
             key: "demo image_size".into(),
             msg: format!("{size} does not divide the data's {h}×{w} images"),

@@ -46,7 +46,7 @@ impl PerImageNoise {
         draw: impl Fn(&mut TrainRng, usize) -> Vec<T>,
     ) -> std::result::Result<Vec<T>, SdeError> {
         let b = self.rows.len();
-        if b == 0 || n % b != 0 {
+        if b == 0 || !n.is_multiple_of(b) {
             return Err(SdeError::Replay(format!(
                 "per-image noise: a draw of {n} values does not split over {b} images"
             )));
