@@ -9,7 +9,8 @@
 //! 3. Training through [`crate::train`] into `out/run/` (rerunning the demo resumes / skips it).
 //! 4. Samples of the untrained and the trained (EMA) network: PC (Euler–Maruyama, the config's
 //!    sampler) and the probability-flow ODE (RK45 at `ode_tol`).
-//! 5. Quality: sliced Wasserstein distance ([`sgm_eval::sliced_wasserstein`], pixels in [0, 1])
+//! 5. Quality: sliced Wasserstein distance ([`sgm_eval::sliced_wasserstein`], pixels clipped
+//!    to [0, 1] as the PNGs hold them)
 //!    of each sample set to held-out test images, beside the same distance of as many training
 //!    images (the floor a perfect model would reach). Bits/dim of dequantised test images under
 //!    the probability-flow ODE (loose tolerance), untrained and trained.
@@ -344,7 +345,7 @@ fn unit_pixels(images: &InMemoryImages, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// `n` samples of `net` with `sampler` (seeded), as host pixels in [0, 1].
+/// `n` samples of `net` with `sampler` (seeded), as host pixels clipped to [0, 1].
 fn draw<B: Backend>(
     sampler: &ConfigSampler,
     net: &ScoreNet<B>,
@@ -367,6 +368,8 @@ fn draw<B: Backend>(
             "the sampler produced NaN / inf".into(),
         ));
     }
+    // Measured as saved: clipped to [0, 1] (the reference's `np.clip(x * 255, 0, 255)`).
+    let data = data.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
     Ok((data, out.nfe, started.elapsed().as_secs_f64()))
 }
 

@@ -71,3 +71,27 @@ fn generated_discs_are_deterministic_and_two_coloured() {
             .any(|img| img[0] != img[3 * 8 + 3])
     );
 }
+
+/// The full `cargo xtask demo` run (~10 CPU minutes): only with `SGM_LONG_TESTS=1`.
+#[test]
+fn standard_demo_beats_the_untrained_model() {
+    if std::env::var_os("SGM_LONG_TESTS").is_none() {
+        eprintln!(
+            "\n*** SKIPPING standard_demo_beats_the_untrained_model (~10 CPU min): set SGM_LONG_TESTS=1 ***\n"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sgm-demo-full-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = run_demo::<TestAutodiff>(&DemoOptions::standard(&dir), &device(), None).unwrap();
+    eprintln!("{r:#?}");
+    for q in [r.trained_pc, r.trained_ode] {
+        assert!(
+            q.swd < 0.5 * r.untrained_pc.swd,
+            "trained {q:?} vs untrained {:?}",
+            r.untrained_pc
+        );
+    }
+    assert!(r.trained_bpd.mean < r.untrained_bpd.mean - 1.0, "{r:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
