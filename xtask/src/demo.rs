@@ -25,6 +25,12 @@ pub struct DemoArgs {
     /// Samples per sampler.
     #[arg(long)]
     pub num_samples: Option<usize>,
+    /// Image side (CIFAR-10 is box-downsampled to it; must divide 32).
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Base channel count of the network (`model.nf`).
+    #[arg(long)]
+    pub nf: Option<usize>,
     /// Seed of training, sampling and the generated data.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -37,6 +43,8 @@ pub fn run_demo_command(args: DemoArgs) -> Result<()> {
     opts.train_steps = args.steps.unwrap_or(opts.train_steps);
     opts.num_samples = args.num_samples.unwrap_or(opts.num_samples);
     opts.seed = args.seed.unwrap_or(opts.seed);
+    opts.image_size = args.image_size.unwrap_or(opts.image_size);
+    opts.nf = args.nf.unwrap_or(opts.nf);
     println!(
         "sgm demo on {} — {} training steps at batch {}, then PC + ODE sampling and bits/dim",
         crate::backend::NAME,
