@@ -46,13 +46,15 @@ pub struct FidArgs {
     pub kid_subset_size: usize,
 }
 
-/// `cargo xtask fid-stats SRC OUT.npz`.
+/// `cargo xtask fid-stats SRC... OUT.npz`.
 #[derive(clap::Args, Debug)]
 pub struct FidStatsArgs {
-    /// PNG folder, CIFAR-10 `.bin` batch or `.safetensors` sample array.
-    pub src: PathBuf,
-    /// Output statistics file (pytorch-fid `.npz` layout).
-    pub out: PathBuf,
+    /// One or more image sources (PNG folders, CIFAR-10 `.bin` batches, `.safetensors` sample
+    /// arrays, `sample` output folders), then the output statistics file (pytorch-fid `.npz`
+    /// layout). The statistics are those of all sources' images together (e.g. the five
+    /// CIFAR-10 training batches).
+    #[arg(required = true, num_args = 2..)]
+    pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub inception: InceptionArgs,
 }
@@ -135,13 +137,31 @@ pub fn run_fid(args: FidArgs) -> Result<()> {
 }
 
 pub fn run_fid_stats(args: FidStatsArgs) -> Result<()> {
-    if is_stats(&args.src) {
-        bail!("{} is already a statistics file", args.src.display());
+    let (out, sources) = args.paths.split_last().expect("clap requires 2 paths");
+    if !is_stats(out) {
+        bail!(
+            "the last path ({}) is the output and must end in .npz",
+            out.display()
+        );
+    }
+    if let Some(s) = sources.iter().find(|s| is_stats(s)) {
+        bail!("{} is already a statistics file", s.display());
     }
     let net = load_net(&args.inception)?;
-    let f = features(&net, &args.src, &args.inception)?;
-    let stats = Stats::from_features(&f.pool3, f.n, POOL3_DIM)?;
-    sgm_eval::write_stats(&args.out, &stats)?;
-    println!("wrote {} ({} images)", args.out.display(), f.n);
+    let mut pool3 = Vec::new();
+    let mut n = 0;
+    for src in sources {
+        let f = features(&net, src, &args.inception)?;
+        pool3.extend_from_slice(&f.pool3);
+        n += f.n;
+    }
+    let stats = Stats::from_features(&pool3, n, POOL3_DIM)?;
+    sgm_eval::write_stats(out, &stats)?;
+    println!(
+        "wrote {} ({n} images from {} source{})",
+        out.display(),
+        sources.len(),
+        if sources.len() == 1 { "" } else { "s" }
+    );
     Ok(())
 }

@@ -6,9 +6,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use burn::prelude::*;
 
-/// Name of the tensor holding the samples in a sample-array file (read back by `sgm-eval`).
-pub use sgm_eval::images::SAMPLES_TENSOR;
-
 /// Host copy of a `[B, C, H, W]` float tensor.
 pub fn to_host<B: Backend>(x: Tensor<B, 4>) -> (Vec<usize>, Vec<f32>) {
     let dims = x.dims().to_vec();
@@ -22,49 +19,16 @@ pub fn to_host<B: Backend>(x: Tensor<B, 4>) -> (Vec<usize>, Vec<f32>) {
 
 /// `uint8 = clip(x · 255, 0, 255)` rounded, as the reference's `np.clip(x * 255, 0, 255).astype(uint8)`
 /// (which truncates; we round half up to keep 1.0 → 255 and 0.5/255 → 1 symmetric).
-fn to_u8(v: f32) -> u8 {
-    (v * 255.0).clamp(0.0, 255.0).round() as u8
-}
-
 /// Writes a `[B, C, H, W]` batch in [0, 1] as one PNG grid (`ncol` columns, 2-pixel gaps).
 pub fn write_grid(path: &Path, dims: &[usize], data: &[f32], ncol: usize) -> Result<()> {
-    let [b, c, h, w] =
-        <[usize; 4]>::try_from(dims).map_err(|_| anyhow::anyhow!("grid needs NCHW"))?;
-    ensure!(c == 1 || c == 3, "grid needs 1 or 3 channels, got {c}");
-    let ncol = ncol.clamp(1, b.max(1));
-    let nrow = b.div_ceil(ncol);
-    let pad = 2;
-    let (gw, gh) = (ncol * (w + pad) + pad, nrow * (h + pad) + pad);
-    let mut img = image::RgbImage::new(gw as u32, gh as u32);
-    for i in 0..b {
-        let (ox, oy) = (pad + (i % ncol) * (w + pad), pad + (i / ncol) * (h + pad));
-        for y in 0..h {
-            for x in 0..w {
-                let px = |ch: usize| to_u8(data[((i * c + ch.min(c - 1)) * h + y) * w + x]);
-                img.put_pixel(
-                    (ox + x) as u32,
-                    (oy + y) as u32,
-                    image::Rgb([px(0), px(1), px(2)]),
-                );
-            }
-        }
-    }
-    // atomically: an interrupted run leaves the old grid or the new one
-    sgm_fs::write_atomic(path, |w| {
-        img.write_with_encoder(image::codecs::png::PngEncoder::new(w))
-            .map_err(std::io::Error::other)
-    })
-    .with_context(|| format!("cannot write {}", path.display()))
+    let dims = <[usize; 4]>::try_from(dims).map_err(|_| anyhow::anyhow!("grid needs NCHW"))?;
+    Ok(sgm_eval::write_grid(path, dims, data, ncol)?)
 }
 
 /// Writes the raw samples (`samples`: float32 `[B, C, H, W]` in [0, 1]) as safetensors.
 pub fn write_samples(path: &Path, dims: &[usize], data: &[f32]) -> Result<()> {
-    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.to_vec(), &bytes)
-        .context("sample tensor")?;
-    let file = safetensors::serialize([(SAMPLES_TENSOR, view)], None).context("sample tensor")?;
-    sgm_fs::write_atomic_bytes(path, &file)
-        .with_context(|| format!("cannot write {}", path.display()))
+    let dims = <[usize; 4]>::try_from(dims).map_err(|_| anyhow::anyhow!("samples need NCHW"))?;
+    Ok(sgm_eval::images::write_sample_array(path, dims, data)?)
 }
 
 /// Reads PNG images (all the same size) into a `[B, 3, H, W]` float batch in [0, 1].

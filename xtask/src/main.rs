@@ -2,6 +2,7 @@
 
 mod backend;
 mod config;
+mod demo;
 mod fid;
 mod images;
 mod likelihood;
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Print the compiled backend and its default device.
     Info,
+    /// Train a small score model in minutes, sample it (PC and ODE), measure it, write grids.
+    Demo(demo::DemoArgs),
     /// List the official configs, or validate one (name or .toml path) and print it resolved.
     Config {
         /// Official or short name (e.g. `ve/cifar10_ncsnpp_deep_continuous`, `ncsnpp-deep-cont`)
@@ -72,6 +75,7 @@ fn main() {
             println!("device: {:?}", backend::device());
             Ok(())
         }
+        Command::Demo(args) => demo::run_demo_command(args),
         Command::Config { name, set } => config::config_command(name.as_deref(), &set),
         Command::Data { name, dir } => train::run_data(&name, &dir),
         Command::Train(args) => train::run_train(args),

@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sde_core::{AnySde, BackendNoise, ScoreFn, ScoreFunction};
 use sgm_config::{ConfigSampler, ExperimentConfig, Override};
 use sgm_nets::ScoreNet;
-use sgm_sample::{Rk45Options, SampleOutput, Sampler, SigmaMethod, SigmaSampler};
+use sgm_sample::{Rk45Options, Sampler, SigmaMethod, SigmaSampler};
+use sgm_train::generate::{GenerateOptions, generate};
 
 use crate::backend::{Inner, device};
 use crate::config::SetArgs;
@@ -155,9 +156,13 @@ pub struct SampleArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampler: SamplerArgs,
-    /// Number of samples.
+    /// Images per sampler call.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Total number of images (default: one batch). Image k is seeded by (--seed, k), written
+    /// as `OUT/images/{k:06}.png`; a rerun generates only the missing ones.
+    #[arg(long)]
+    pub num_samples: Option<usize>,
 }
 
 /// A fast σ-space sampler (`--method heun` …) from the command line: schedule over the SDE's
@@ -183,42 +188,6 @@ fn fast_sampler(config: &ExperimentConfig, name: &str, args: &SampleArgs) -> Res
         range,
         config.scaler(),
     )?)
-}
-
-/// The one flow of `sample`: network → score function (with a progress bar of `planned`
-/// calls) → `sampler` → samples.
-fn generate<S: Sampler<Inner>>(
-    config: &ExperimentConfig,
-    args: &SampleArgs,
-    sampler: &S,
-    sde: &AnySde,
-    continuous: bool,
-    planned: Option<u64>,
-    what: &str,
-) -> Result<SampleOutput<Inner>> {
-    let dev = device();
-    Inner::seed(&dev, args.model.seed);
-    let net = args.model.network::<Inner>(config, &dev)?;
-    let [c, h, w] = config.image_shape();
-    let score = ScoreFn::new(sde, &net, continuous);
-    let progress = Progress::new(&score, planned, what);
-    let out = sampler.sample(
-        &progress,
-        [args.batch_size, c, h, w],
-        &mut BackendNoise,
-        &dev,
-    )?;
-    progress.finish();
-    Ok(out)
-}
-
-/// `sample --method <fast sampler>`.
-fn run_fast_sample(config: &ExperimentConfig, name: &str, args: &SampleArgs) -> Result<()> {
-    let sampler = fast_sampler(config, name, args)?;
-    let continuous = config.training.continuous;
-    let out = generate(config, args, &sampler, &sampler.sde, continuous, None, name)?;
-    println!("NFE: {} network calls", out.nfe);
-    save_outputs(&args.model.out, "samples", out.sample)
 }
 
 /// A score function that ticks a progress bar on every network call.
@@ -278,7 +247,9 @@ fn save_outputs(out: &Path, name: &str, x: Tensor<Inner, 4>) -> Result<()> {
 pub fn run_sample(args: SampleArgs) -> Result<()> {
     let config = load_config(&args.model, Some(&args.sampler))?;
     if let Some(name) = args.sampler.fast_method() {
-        return run_fast_sample(&config, name, &args);
+        let sampler = fast_sampler(&config, name, &args)?;
+        let continuous = config.training.continuous;
+        return sample_to_folder(&config, &args, &sampler, &sampler.sde, continuous, name);
     }
     let mut sampler = config.sampler_for(config.sde_with_steps(args.model.steps)?)?;
     if let ConfigSampler::Ode(ode) = &mut sampler {
@@ -292,21 +263,58 @@ pub fn run_sample(args: SampleArgs) -> Result<()> {
         ConfigSampler::Pc { .. } => "PC sampling",
         ConfigSampler::Ode(_) => "ODE sampling",
     };
-    let (sde, continuous) = (sampler.sde(), sampler.continuous_score());
-    let out = generate(
-        &config,
-        &args,
-        &sampler,
-        sde,
-        continuous,
-        sampler.planned_calls(),
-        what,
-    )?;
-    println!(
-        "NFE: {} network calls (the reference reports {})",
-        out.nfe, out.reference_nfe
+    let sde = sampler.sde().clone();
+    let continuous = sampler.continuous_score();
+    sample_to_folder(&config, &args, &sampler, &sde, continuous, what)
+}
+
+/// The one flow of `sample`: network → score function → `sampler`, in batches through
+/// `sgm_train::generate` (one PNG per image, seeded per image, resumable) → array and grid.
+fn sample_to_folder<S: Sampler<Inner>>(
+    config: &ExperimentConfig,
+    args: &SampleArgs,
+    sampler: &S,
+    sde: &AnySde,
+    continuous: bool,
+    what: &str,
+) -> Result<()> {
+    let dev = device();
+    let net = args.model.network::<Inner>(config, &dev)?;
+    let score = ScoreFn::new(sde, &net, continuous);
+    let opts = GenerateOptions {
+        num_samples: args.num_samples.unwrap_or(args.batch_size),
+        batch_size: args.batch_size,
+        seed: args.model.seed,
+        out: args.model.out.clone(),
+    };
+    let bar = ProgressBar::new(opts.num_samples as u64).with_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} images, {elapsed} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
-    save_outputs(&args.model.out, "samples", out.sample)
+    bar.set_message(what.to_string());
+    let g = generate(
+        sampler,
+        &score,
+        config.image_shape(),
+        &opts,
+        &dev,
+        |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish();
+    println!(
+        "NFE: {} network calls over {} new images ({} were already there)",
+        g.nfe,
+        g.generated,
+        opts.num_samples - g.generated
+    );
+    println!(
+        "wrote {} (one PNG per image), {} and {}",
+        g.images.display(),
+        g.grid.display(),
+        g.array.display()
+    );
+    Ok(())
 }
 
 /// `cargo xtask inpaint` / `colorize`.

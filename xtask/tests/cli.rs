@@ -85,6 +85,53 @@ fn sample_pc_and_ode_write_a_grid_and_the_raw_samples() {
 }
 
 #[test]
+fn sample_num_samples_writes_one_png_per_image_and_resumes() {
+    let tmp = Tmp::new("sample-many");
+    let (config, weights) = tiny(&tmp.0, "vp/cifar10_ddpmpp_continuous");
+    let out = tmp.0.join("many");
+    let args = [
+        "sample",
+        "--config",
+        config.to_str().unwrap(),
+        "--checkpoint",
+        weights.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--num-samples",
+        "3",
+        "--batch-size",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = xtask(&args);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("over 3 new images"));
+    for k in 0..3 {
+        let img = image::open(out.join(format!("images/{k:06}.png"))).unwrap();
+        assert_eq!((img.width(), img.height()), (16, 16));
+    }
+    let st = std::fs::read(out.join("samples.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+    assert_eq!(st.tensor("samples").unwrap().shape(), &[3, 3, 16, 16]);
+    // Interrupted after image 1: the rerun makes only the missing one, the same as before.
+    let before = std::fs::read(out.join("images/000002.png")).unwrap();
+    std::fs::remove_file(out.join("images/000002.png")).unwrap();
+    let o = xtask(&args);
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("over 1 new images (2 were already there)")
+    );
+    assert_eq!(
+        std::fs::read(out.join("images/000002.png")).unwrap(),
+        before
+    );
+    // `fid` and friends read the output folder as its images.
+    let imgs = sgm_eval::read_images(&out, 0, None).unwrap();
+    assert_eq!(imgs.n, 3);
+}
+
+#[test]
 fn likelihood_inpaint_and_colorize_run_on_png_inputs() {
     let tmp = Tmp::new("control");
     let (config, weights) = tiny(&tmp.0, "vp/cifar10_ddpmpp_continuous");
@@ -446,6 +493,49 @@ fn fid_and_fid_stats_on_cifar_batches() {
         "--batch-size",
         "8",
     ]));
+    // Several inputs: the statistics of their images together.
+    let both = tmp.0.join("both.npz");
+    ok(&xtask(&[
+        "fid-stats",
+        test,
+        train,
+        both.to_str().unwrap(),
+        "--inception",
+        w,
+        "--count",
+        "4",
+        "--batch-size",
+        "4",
+    ]));
+    let mut px = sgm_eval::images::read_cifar10_bin(Path::new(test), 0, Some(4)).unwrap();
+    px.data.extend(
+        sgm_eval::images::read_cifar10_bin(Path::new(train), 0, Some(4))
+            .unwrap()
+            .data,
+    );
+    let unit: Vec<f32> = px.data.iter().map(|&p| p as f32 / 255.0).collect();
+    let concat = tmp.0.join("concat.safetensors");
+    sgm_eval::images::write_sample_array(&concat, [8, 3, 32, 32], &unit).unwrap();
+    let concat_npz = tmp.0.join("concat.npz");
+    ok(&xtask(&[
+        "fid-stats",
+        concat.to_str().unwrap(),
+        concat_npz.to_str().unwrap(),
+        "--inception",
+        w,
+        "--batch-size",
+        "4",
+    ]));
+    let (a, b) = (
+        sgm_eval::read_stats(&both).unwrap(),
+        sgm_eval::read_stats(&concat_npz).unwrap(),
+    );
+    let close = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .zip(y)
+            .all(|(p, q)| (p - q).abs() <= 1e-6 * (1.0 + q.abs()))
+    };
+    assert!(close(&a.mu, &b.mu) && close(&a.sigma, &b.sigma));
     // Same statistics on both sides: FID 0, no network needed.
     let o = xtask(&["fid", npz_s, npz_s]);
     ok(&o);

@@ -220,9 +220,19 @@ pub fn parse_sample_array(
     })
 }
 
-/// Any image source by its path: a folder (PNG), a `.bin` file (CIFAR-10), or a
-/// `.safetensors` sample array.
+/// Any image source by its path: a folder (PNG; for an output folder of `cargo xtask sample`,
+/// its `images/`), a `.bin` file (CIFAR-10), or a `.safetensors` sample array.
 pub fn read_images(path: &Path, first: usize, count: Option<usize>) -> Result<U8Images> {
+    // An output folder of `cargo xtask sample`: its one-PNG-per-image `images/`.
+    let generated = path.join("images");
+    if path
+        .join(SAMPLES_TENSOR)
+        .with_extension("safetensors")
+        .is_file()
+        && generated.is_dir()
+    {
+        return read_png_folder(&generated, first, count);
+    }
     if path.is_dir() {
         return read_png_folder(path, first, count);
     }
@@ -237,4 +247,21 @@ pub fn read_images(path: &Path, first: usize, count: Option<usize>) -> Result<U8
             "unknown image source (a PNG folder, a CIFAR-10 .bin batch or a .safetensors sample array)",
         )),
     }
+}
+
+/// Writes a sample array file (tensor `samples`, float32 `[N, C, H, W]` in [0, 1]) atomically:
+/// the layout [`read_sample_array`] reads.
+pub fn write_sample_array(path: &Path, dims: [usize; 4], data: &[f32]) -> Result<()> {
+    if data.len() != dims.iter().product::<usize>() {
+        return Err(EvalError::Shape {
+            what: path.display().to_string(),
+            reason: format!("{} values for samples of shape {dims:?}", data.len()),
+        });
+    }
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.to_vec(), &bytes)
+        .map_err(|e| file_err(path, e))?;
+    let file =
+        safetensors::serialize([(SAMPLES_TENSOR, view)], None).map_err(|e| file_err(path, e))?;
+    sgm_fs::write_atomic_bytes(path, &file).map_err(|e| file_err(path, e))
 }

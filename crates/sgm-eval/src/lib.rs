@@ -8,24 +8,29 @@
 //! * [`fid`]: statistics and the Fréchet distance in float64; [`kid`]: unbiased polynomial-kernel
 //!   MMD over subsets; [`inception_score`]: 10-split IS.
 //! * [`stats`]: pytorch-fid `.npz` statistics files; [`images`]: PNG folders, CIFAR-10 binary
-//!   batches, sample arrays of `cargo xtask sample`.
+//!   batches, sample arrays of `cargo xtask sample`; [`grid`]: PNG grids.
+//! * [`swd`]: sliced Wasserstein distance in pixel space (a statistic needing no weights).
 // Library code returns errors on user data; unwraps stay in tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod error;
 pub mod features;
 pub mod fid;
+pub mod grid;
 pub mod images;
 pub mod inception;
 pub mod inception_score;
 pub mod kid;
 pub mod stats;
+pub mod swd;
 
 pub use error::{EvalError, Result};
 pub use features::{Features, POOL3_DIM, extract};
 pub use fid::{Stats, frechet_distance};
+pub use grid::write_grid;
 pub use images::{U8Images, read_images};
 pub use inception::InceptionV3;
 pub use inception_score::{InceptionScore, inception_score};
 pub use kid::{Kid, kid};
-pub use stats::{read_stats, write_stats};
+pub use stats::{read_stats, write_npz, write_stats};
+pub use swd::sliced_wasserstein;

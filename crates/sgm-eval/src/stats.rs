@@ -1,5 +1,9 @@
-//! pytorch-fid statistics files: `np.savez(path, mu=mu, sigma=sigma)` — a zip of `mu.npy`
-//! (`[d]`) and `sigma.npy` (`[d, d]`), float64 (float32 is accepted when reading).
+//! Statistics files, two layouts:
+//! * pytorch-fid: `np.savez(path, mu=mu, sigma=sigma)` — a zip of `mu.npy` (`[d]`) and
+//!   `sigma.npy` (`[d, d]`), float64 (float32 is accepted when reading); what we write.
+//! * score_sde (`cifar10_stats.npz` of `evaluation.py`): `pool_3` — the Inception pool_3
+//!   features `[n, d]` of the dataset (plus e.g. `logits`); μ, Σ are computed from them
+//!   ([`Stats::from_features`], as pytorch-fid computes them).
 
 use std::io::Write;
 use std::path::Path;
@@ -111,7 +115,8 @@ fn npy_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
     out
 }
 
-/// Reads a pytorch-fid `.npz` statistics file.
+/// Reads a statistics file of either layout (see the module docs); any other content is an
+/// error naming the arrays found.
 pub fn read_stats(path: &Path) -> Result<Stats> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
     parse_stats(path, &bytes)
@@ -127,6 +132,11 @@ pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
     let mut budget = (bytes.len() as u64).saturating_mul(16) + (1 << 20);
+    let names: Vec<String> = zip
+        .file_names()
+        .map(|n| n.trim_end_matches(".npy").to_string())
+        .collect();
+    let has = |n: &str| names.iter().any(|m| m == n);
     let mut get = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
         let entry = zip
             .by_name(&format!("{name}.npy"))
@@ -136,6 +146,25 @@ pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
             .map_err(|e| file_err(path, format!("array `{name}`: {e}")))?;
         parse_npy(&bytes, name).map_err(|e| file_err(path, e))
     };
+    if !(has("mu") && has("sigma")) && has("pool_3") {
+        let (shape, features) = get("pool_3")?;
+        let [n, d] = <[usize; 2]>::try_from(shape.as_slice()).map_err(|_| {
+            file_err(
+                path,
+                format!("`pool_3` has shape {shape:?}, expected [n, d] features"),
+            )
+        })?;
+        return Stats::from_features(&features, n, d).map_err(|e| file_err(path, e));
+    }
+    if !(has("mu") && has("sigma")) {
+        return Err(file_err(
+            path,
+            format!(
+                "unknown statistics layout: arrays {names:?}; expected `mu` + `sigma` \
+                 (pytorch-fid) or `pool_3` features (score_sde)"
+            ),
+        ));
+    }
     let (ms, mu) = get("mu")?;
     let (ss, sigma) = get("sigma")?;
     let d = mu.len();
@@ -148,21 +177,29 @@ pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
     Ok(Stats { mu, sigma })
 }
 
-/// Writes a pytorch-fid `.npz` statistics file atomically ([`sgm_fs::write_atomic`]): a run
-/// killed mid-write leaves the old file or the new one.
-pub fn write_stats(path: &Path, stats: &Stats) -> Result<()> {
-    let d = stats.dim();
+/// Writes float64 arrays as a `.npz` (uncompressed zip of `.npy`) atomically
+/// ([`sgm_fs::write_atomic`]): a run killed mid-write leaves the old file or the new one.
+pub fn write_npz(path: &Path, arrays: &[(&str, &[usize], &[f64])]) -> Result<()> {
     sgm_fs::write_atomic(path, |file| {
         let mut zip = zip::ZipWriter::new(file);
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .large_file(true);
-        zip.start_file("mu.npy", opts)?;
-        zip.write_all(&npy_f64(&[d], &stats.mu))?;
-        zip.start_file("sigma.npy", opts)?;
-        zip.write_all(&npy_f64(&[d, d], &stats.sigma))?;
+        for (name, shape, values) in arrays {
+            zip.start_file(format!("{name}.npy"), opts)?;
+            zip.write_all(&npy_f64(shape, values))?;
+        }
         zip.finish()?;
         Ok(())
     })
     .map_err(|e| file_err(path, e))
+}
+
+/// Writes a pytorch-fid `.npz` statistics file (atomically, through [`write_npz`]).
+pub fn write_stats(path: &Path, stats: &Stats) -> Result<()> {
+    let d = stats.dim();
+    write_npz(
+        path,
+        &[("mu", &[d], &stats.mu), ("sigma", &[d, d], &stats.sigma)],
+    )
 }

@@ -59,6 +59,12 @@ pub enum TrainError {
     /// The network rejected its config or weights.
     #[error(transparent)]
     Nets(#[from] sgm_nets::NetsError),
+    /// Sampling or likelihood failed (the demo).
+    #[error("sampling: {0}")]
+    Sample(#[from] sgm_sample::SampleError),
+    /// A statistic or image file of the evaluation crate failed (the demo).
+    #[error(transparent)]
+    Eval(#[from] sgm_eval::EvalError),
     /// A broken internal invariant (a bug, not bad input).
     #[error("internal error: {0}")]
     Internal(String),

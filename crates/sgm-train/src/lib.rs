@@ -5,6 +5,8 @@
 //! * [`Optimizer`]: Adam exactly as torch's single-tensor path, linear warm-up with the lr-0
 //!   first step, global `clip_grad_norm_`.
 //! * [`Ema`]: the EMA with the `num_updates` ramp.
+//! * [`demo`]: the small end-to-end run of `cargo xtask demo` (train, sample, measure).
+//! * [`generate`]: many samples in batches, seeded per image, one PNG each, resumable.
 //! * [`TrainRng`]: the trainer's own resumable random stream (Burn's CPU RNG is global).
 //!
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
@@ -13,8 +15,10 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod demo;
 pub mod ema;
 pub mod error;
+pub mod generate;
 pub mod optim;
 pub mod rng;
 pub mod run;
@@ -25,6 +29,6 @@ pub use ema::{Ema, ema_decay};
 pub use error::{Result, TrainError};
 pub use optim::{Moments, OptimStats, Optimizer, lr_at};
 pub use rng::{RngState, TrainRng};
-pub use run::{Metrics, RunData, RunDir, RunHooks, RunSummary, init_model, train};
+pub use run::{Metrics, RunData, RunDir, RunHooks, RunSummary, StepHook, init_model, train};
 pub use sgm_config::{OptimConfig, TrainingConfig};
 pub use trainer::{StepOutput, Stepper, TrainState};
