@@ -1,9 +1,13 @@
 //! KID, IS and FID formulas against independent straightforward computations on small
-//! synthetic matrices; statistics files round trip; bad input is one clear error.
+//! synthetic matrices; statistics files round trip, and score_sde's layout (`pool_3` features,
+//! μ and Σ computed on reading) gives the same FID as pytorch-fid's (`mu`, `sigma`); bad input
+//! (incl. an unknown statistics layout) is one clear error.
 
 use sgm_eval::fid::trace_sqrt_product;
 use sgm_eval::kid::mmd2_unbiased;
-use sgm_eval::{EvalError, Stats, frechet_distance, inception_score, kid, read_stats, write_stats};
+use sgm_eval::{
+    EvalError, Stats, frechet_distance, inception_score, kid, read_stats, write_npz, write_stats,
+};
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f64> {
@@ -208,4 +212,63 @@ fn bad_inputs_are_clear_errors() {
     assert!(Stats::from_features(&values(3, 1), 1, 3).is_err());
     // Grey images are rejected by the feature extractor before any work.
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn pool3_and_mu_sigma_files_give_the_same_fid() {
+    let dir = std::env::temp_dir().join(format!("sgm-stats-layouts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (n, d) = (12, 5);
+    let features = values(n * d, 3);
+    let other = Stats::from_features(&values(n * d, 8), n, d).unwrap();
+
+    let score_sde = dir.join("cifar10_stats.npz");
+    // score_sde also stores the logits; they are ignored.
+    write_npz(
+        &score_sde,
+        &[
+            ("pool_3", &[n, d], &features),
+            ("logits", &[n, 3], &values(n * 3, 1)),
+        ],
+    )
+    .unwrap();
+    let pytorch_fid = dir.join("mu_sigma.npz");
+    write_stats(
+        &pytorch_fid,
+        &Stats::from_features(&features, n, d).unwrap(),
+    )
+    .unwrap();
+
+    let a = read_stats(&score_sde).unwrap();
+    let b = read_stats(&pytorch_fid).unwrap();
+    assert_eq!(a, b);
+    let (fa, fb) = (
+        frechet_distance(&a, &other).unwrap(),
+        frechet_distance(&b, &other).unwrap(),
+    );
+    assert!(fa > 0.0 && fa == fb, "{fa} vs {fb}");
+
+    // Unknown layout: one error naming the arrays found and the two layouts.
+    let odd = dir.join("odd.npz");
+    write_npz(&odd, &[("features", &[n, d], &features)]).unwrap();
+    let e = read_stats(&odd).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, EvalError::File { .. }), "{msg}");
+    assert!(
+        msg.contains("odd.npz")
+            && msg.contains("features")
+            && msg.contains("pool_3")
+            && msg.contains("`mu`"),
+        "{msg}"
+    );
+    // pool_3 of the wrong rank.
+    let flat = dir.join("flat.npz");
+    write_npz(&flat, &[("pool_3", &[n * d], &features)]).unwrap();
+    assert!(
+        read_stats(&flat)
+            .unwrap_err()
+            .to_string()
+            .contains("expected [n, d]")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
