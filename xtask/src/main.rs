@@ -3,6 +3,7 @@
 mod backend;
 mod config;
 mod demo;
+mod eval;
 mod fid;
 mod images;
 mod likelihood;
@@ -39,16 +40,24 @@ enum Command {
         set: config::SetArgs,
     },
     /// Prepare a data set: `data cifar10 --dir D` checks / unpacks the official binary archive
-    /// in D (offline it says which file to put where).
+    /// in D; `data inception [--dir D]` fetches pytorch-fid's Inception weights and checks
+    /// their hash (offline each says which file to put where).
     Data {
-        /// Data set name (`cifar10`).
+        /// Data set name (`cifar10`, `inception`).
         name: String,
-        /// Folder holding (or to hold) the data.
+        /// Folder holding (or to hold) the data (default: `data/`, `data/inception/` for the
+        /// Inception weights).
         #[arg(long)]
-        dir: std::path::PathBuf,
+        dir: Option<std::path::PathBuf>,
+        /// Check what is there; never download.
+        #[arg(long)]
+        offline: bool,
     },
     /// Train a score model as the reference's `run_lib.train` (resumes from the run directory).
     Train(train::TrainArgs),
+    /// Evaluate a run's checkpoints as the reference's `run_lib.evaluate`: eval loss, bits/dim,
+    /// samples → FID / KID / IS; resumable, one report per checkpoint.
+    Eval(eval::EvalArgs),
     /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
     Sample(sample::SampleArgs),
     /// Bits/dim of images (PNG folder or CIFAR-10 batch) under the probability-flow ODE.
@@ -77,8 +86,14 @@ fn main() {
         }
         Command::Demo(args) => demo::run_demo_command(args),
         Command::Config { name, set } => config::config_command(name.as_deref(), &set),
-        Command::Data { name, dir } => train::run_data(&name, &dir),
+        Command::Data { name, dir, offline } => match name.as_str() {
+            "inception" => {
+                eval::run_data_inception(&dir.unwrap_or_else(|| "data/inception".into()), offline)
+            }
+            _ => train::run_data(&name, &dir.unwrap_or_else(|| "data".into())),
+        },
         Command::Train(args) => train::run_train(args),
+        Command::Eval(args) => eval::run_eval(args),
         Command::Sample(args) => sample::run_sample(args),
         Command::Likelihood(args) => likelihood::run_likelihood(args),
         Command::Fid(args) => fid::run_fid(args),

@@ -23,6 +23,18 @@ pub struct TrainArgs {
     /// Run directory (checkpoints/, checkpoints-meta/, samples/, metrics.jsonl, train.log).
     #[arg(long)]
     pub workdir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub set: SetArgs,
+}
+
+/// Where the training and eval images come from (`train` and `eval`).
+#[derive(clap::Args, Debug)]
+pub struct DataArgs {
     /// CIFAR-10 `cifar-10-batches-bin` folder (data_batch_1..5.bin + test_batch.bin).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -35,17 +47,12 @@ pub struct TrainArgs {
     /// CIFAR-10 binary batch files for the eval loss (default: the training files).
     #[arg(long, num_args = 1..)]
     pub eval_files: Vec<PathBuf>,
-    /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    #[command(flatten)]
-    pub set: SetArgs,
 }
 
 /// Training and eval images: an image folder (both), explicit CIFAR-10 batch files, or a
 /// `cifar-10-batches-bin` folder (train = the five training batches, eval = the test batch).
-fn sources(
-    args: &TrainArgs,
+pub fn sources(
+    args: &DataArgs,
     image_size: usize,
 ) -> Result<(Arc<dyn ImageSource>, Arc<dyn ImageSource>)> {
     let cifar_given = args.data.is_some() || !args.train_files.is_empty();
@@ -103,7 +110,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&args.workdir)
         .with_context(|| format!("cannot create {}", args.workdir.display()))?;
     crate::logging::init(Some(&args.workdir.join("train.log")))?;
-    let (train, eval) = sources(&args, cfg.model.data.image_size)?;
+    let (train, eval) = sources(&args.data, cfg.model.data.image_size)?;
     log::info!(
         "training {} in {} ({} training / {} eval images, backend {})",
         config.origin,
@@ -163,6 +170,6 @@ pub fn run_data(name: &str, dir: &Path) -> Result<()> {
             );
             Ok(())
         }
-        other => bail!("unknown data set `{other}` (known: cifar10)"),
+        other => bail!("unknown data set `{other}` (known: cifar10, inception)"),
     }
 }

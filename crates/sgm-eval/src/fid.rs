@@ -117,3 +117,53 @@ pub fn frechet_distance(a: &Stats, b: &Stats) -> Result<f64> {
     let tr_covmean = trace_sqrt_product(&a.sigma, &b.sigma, d);
     Ok(diff + tr(&a.sigma) + tr(&b.sigma) - 2.0 * tr_covmean)
 }
+
+/// FID between `stats` and the statistics of `n` feature rows (`[n, d]` row-major) — the
+/// number [`frechet_distance`] gives for `Stats::from_features(features, n, d)`. With fewer
+/// rows than dimensions the rows' covariance has rank below `n`, and `tr sqrtm(Σ₁ Σ₂)` is
+/// computed exactly in their span: with `Σ₂ = UᵀU` (`U` = centred rows / √(n − 1)), the
+/// non-zero eigenvalues of `Σ₁ Σ₂` are those of the `[n, n]` matrix `U Σ₁ Uᵀ`. That costs
+/// `O(n d²)` instead of two `d × d` eigen-decompositions (a few samples in tests and quick
+/// checks); with `n ≥ d` it is [`frechet_distance`] itself.
+pub fn frechet_distance_to_features(stats: &Stats, features: &[f64], n: usize) -> Result<f64> {
+    let d = stats.dim();
+    if n >= d {
+        return frechet_distance(stats, &Stats::from_features(features, n, d)?);
+    }
+    stats.check("statistics")?;
+    if n < 2 {
+        return Err(EvalError::Insufficient(format!(
+            "FID statistics need at least 2 images, got {n}"
+        )));
+    }
+    if features.len() != n * d {
+        return Err(EvalError::Shape {
+            what: "features".into(),
+            reason: format!("{} values for {n} × {d}", features.len()),
+        });
+    }
+    let x = DMatrix::from_row_slice(n, d, features); // [n, d]
+    let mu2: Vec<f64> = (0..d).map(|j| x.column(j).mean()).collect();
+    let mut u = x;
+    for (j, m) in mu2.iter().enumerate() {
+        u.column_mut(j).add_scalar_mut(-m);
+    }
+    u /= (n as f64 - 1.0).sqrt(); // Σ₂ = UᵀU
+    let s1 = DMatrix::from_row_slice(d, d, &stats.sigma);
+    let m = &u * s1 * u.transpose(); // [n, n], PSD
+    let m = (&m + m.transpose()) * 0.5;
+    let tr_covmean: f64 = m
+        .symmetric_eigenvalues()
+        .iter()
+        .map(|l| l.max(0.0).sqrt())
+        .sum();
+    let diff: f64 = stats
+        .mu
+        .iter()
+        .zip(&mu2)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum();
+    let tr1: f64 = (0..d).map(|i| stats.sigma[i * d + i]).sum();
+    let tr2 = u.norm_squared(); // tr UᵀU
+    Ok(diff + tr1 + tr2 - 2.0 * tr_covmean)
+}

@@ -10,6 +10,7 @@
 //! * [`stats`]: pytorch-fid `.npz` statistics files; [`images`]: PNG folders, CIFAR-10 binary
 //!   batches, sample arrays of `cargo xtask sample`; [`grid`]: PNG grids.
 //! * [`swd`]: sliced Wasserstein distance in pixel space (a statistic needing no weights).
+//! * [`weights`]: pytorch-fid's weights file — name, URL, hash check, offline instructions.
 // Library code returns errors on user data; unwraps stay in tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -23,14 +24,15 @@ pub mod inception_score;
 pub mod kid;
 pub mod stats;
 pub mod swd;
+pub mod weights;
 
 pub use error::{EvalError, Result};
 pub use features::{Features, POOL3_DIM, extract};
-pub use fid::{Stats, frechet_distance};
+pub use fid::{Stats, frechet_distance, frechet_distance_to_features};
 pub use grid::write_grid;
 pub use images::{U8Images, read_images};
 pub use inception::InceptionV3;
 pub use inception_score::{InceptionScore, inception_score};
 pub use kid::{Kid, kid};
-pub use stats::{read_stats, write_npz, write_stats};
+pub use stats::{StatsFile, read_npz, read_stats, read_stats_file, write_npz, write_stats};
 pub use swd::sliced_wasserstein;

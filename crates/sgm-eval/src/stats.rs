@@ -118,8 +118,23 @@ fn npy_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
 /// Reads a statistics file of either layout (see the module docs); any other content is an
 /// error naming the arrays found.
 pub fn read_stats(path: &Path) -> Result<Stats> {
+    Ok(read_stats_file(path)?.stats)
+}
+
+/// The content of a statistics file: μ, Σ, and the features themselves when the file holds
+/// them (score_sde's `pool_3`; KID needs them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsFile {
+    /// μ, Σ (read, or computed from the features).
+    pub stats: Stats,
+    /// `[n, d]` features, row-major, with `n` (score_sde layout only).
+    pub features: Option<(usize, Vec<f64>)>,
+}
+
+/// [`read_stats`] keeping the features of a score_sde file.
+pub fn read_stats_file(path: &Path) -> Result<StatsFile> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
-    parse_stats(path, &bytes)
+    parse_stats_file(path, &bytes)
 }
 
 /// [`read_stats`] of a file already in memory (`path` only names it in errors). Declared
@@ -127,36 +142,30 @@ pub fn read_stats(path: &Path) -> Result<Stats> {
 /// is allocated; decompressed (`np.savez_compressed`) arrays may expand to at most 16 × the
 /// file's size, so memory stays bounded by the file's size.
 pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
-    sgm_fs::check_zip_directory(bytes)
-        .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
-        .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
-    let mut budget = (bytes.len() as u64).saturating_mul(16) + (1 << 20);
-    let names: Vec<String> = zip
-        .file_names()
-        .map(|n| n.trim_end_matches(".npy").to_string())
-        .collect();
-    let has = |n: &str| names.iter().any(|m| m == n);
-    let mut get = |name: &str| -> Result<(Vec<usize>, Vec<f64>)> {
-        let entry = zip
-            .by_name(&format!("{name}.npy"))
-            .map_err(|_| file_err(path, format!("no array `{name}`")))?;
-        let declared = entry.size();
-        let bytes = sgm_fs::read_declared(entry, declared, &mut budget)
-            .map_err(|e| file_err(path, format!("array `{name}`: {e}")))?;
-        parse_npy(&bytes, name).map_err(|e| file_err(path, e))
-    };
-    if !(has("mu") && has("sigma")) && has("pool_3") {
-        let (shape, features) = get("pool_3")?;
+    Ok(parse_stats_file(path, bytes)?.stats)
+}
+
+/// [`read_stats_file`] of a file already in memory (same checks as [`parse_stats`]).
+pub fn parse_stats_file(path: &Path, bytes: &[u8]) -> Result<StatsFile> {
+    let mut npz = Npz::open(path, bytes)?;
+    let has = |n: &str| npz.names.iter().any(|m| m == n);
+    let (has_mu_sigma, has_pool3) = (has("mu") && has("sigma"), has("pool_3"));
+    let names = npz.names.clone();
+    if !has_mu_sigma && has_pool3 {
+        let (shape, features) = npz.get("pool_3")?;
         let [n, d] = <[usize; 2]>::try_from(shape.as_slice()).map_err(|_| {
             file_err(
                 path,
                 format!("`pool_3` has shape {shape:?}, expected [n, d] features"),
             )
         })?;
-        return Stats::from_features(&features, n, d).map_err(|e| file_err(path, e));
+        let stats = Stats::from_features(&features, n, d).map_err(|e| file_err(path, e))?;
+        return Ok(StatsFile {
+            stats,
+            features: Some((n, features)),
+        });
     }
-    if !(has("mu") && has("sigma")) {
+    if !has_mu_sigma {
         return Err(file_err(
             path,
             format!(
@@ -165,8 +174,8 @@ pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
             ),
         ));
     }
-    let (ms, mu) = get("mu")?;
-    let (ss, sigma) = get("sigma")?;
+    let (ms, mu) = npz.get("mu")?;
+    let (ss, sigma) = npz.get("sigma")?;
     let d = mu.len();
     if ms.len() != 1 || ss != [d, d] {
         return Err(file_err(
@@ -174,7 +183,75 @@ pub fn parse_stats(path: &Path, bytes: &[u8]) -> Result<Stats> {
             format!("mu has shape {ms:?} and sigma {ss:?}; expected [d] and [d, d]"),
         ));
     }
-    Ok(Stats { mu, sigma })
+    Ok(StatsFile {
+        stats: Stats { mu, sigma },
+        features: None,
+    })
+}
+
+/// An opened `.npz`: array names and a bounded reader of each.
+struct Npz<'a> {
+    path: &'a Path,
+    zip: zip::ZipArchive<std::io::Cursor<&'a [u8]>>,
+    budget: u64,
+    names: Vec<String>,
+}
+
+impl<'a> Npz<'a> {
+    /// Declared sizes (zip entries, `.npy` headers) are checked against the bytes present
+    /// before anything is allocated; decompressed arrays may expand to at most 16 × the file's
+    /// size.
+    fn open(path: &'a Path, bytes: &'a [u8]) -> Result<Self> {
+        sgm_fs::check_zip_directory(bytes)
+            .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
+        let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|e| file_err(path, format!("not a .npz (zip) file: {e}")))?;
+        let names = zip
+            .file_names()
+            .map(|n| n.trim_end_matches(".npy").to_string())
+            .collect();
+        Ok(Self {
+            path,
+            zip,
+            budget: (bytes.len() as u64).saturating_mul(16) + (1 << 20),
+            names,
+        })
+    }
+
+    /// Array `name`: (shape, values as f64).
+    fn get(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f64>)> {
+        let path = self.path;
+        let entry = self
+            .zip
+            .by_name(&format!("{name}.npy"))
+            .map_err(|_| file_err(path, format!("no array `{name}`")))?;
+        let declared = entry.size();
+        let bytes = sgm_fs::read_declared(entry, declared, &mut self.budget)
+            .map_err(|e| file_err(path, format!("array `{name}`: {e}")))?;
+        parse_npy(&bytes, name).map_err(|e| file_err(path, e))
+    }
+}
+
+/// Reads the arrays `names` of a `.npz` file (float64 or float32, C order) as
+/// (shape, float64 values); a missing array is an error naming it and the file. `None` for a
+/// name in `optional` that the file lacks.
+pub fn read_npz(
+    path: &Path,
+    names: &[&str],
+    optional: &[&str],
+) -> Result<Vec<Option<(Vec<usize>, Vec<f64>)>>> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    let mut npz = Npz::open(path, &bytes)?;
+    names
+        .iter()
+        .map(|n| {
+            if optional.contains(n) && !npz.names.iter().any(|m| m == n) {
+                Ok(None)
+            } else {
+                npz.get(n).map(Some)
+            }
+        })
+        .collect()
 }
 
 /// Writes float64 arrays as a `.npz` (uncompressed zip of `.npy`) atomically

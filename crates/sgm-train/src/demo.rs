@@ -403,19 +403,11 @@ fn bits_per_dim<B: ConvAutodiffBackend>(
         ..Rk45Options::default()
     };
     let data = cfg.scaler.scale(x01);
-    let score = ScoreFn::new(sde, net, true);
-    let out = sgm_sample::likelihood(sde, &score, data, &cfg, &mut noise)?;
-    let v: Vec<f64> = out
-        .bpd
-        .into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .map_err(|e| TrainError::Internal(format!("bits/dim to host: {e:?}")))?;
-    let mean = v.iter().sum::<f64>() / n as f64;
-    let var = v.iter().map(|b| (b - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
+    let (v, _) = crate::evaluate::bits_per_dim(sde, net, data, &cfg, &mut noise)?;
+    let (mean, stderr) = crate::evaluate::mean_stderr(&v);
     Ok(Bpd {
         mean,
-        stderr: (var / n as f64).sqrt(),
+        stderr,
         n,
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -7,6 +7,8 @@
 //! * [`Ema`]: the EMA with the `num_updates` ramp.
 //! * [`demo`]: the small end-to-end run of `cargo xtask demo` (train, sample, measure).
 //! * [`generate`]: many samples in batches, seeded per image, one PNG each, resumable.
+//! * [`evaluate`]: the reference's `run_lib.evaluate` over a run's checkpoints — eval loss,
+//!   bits/dim, samples → FID / KID / IS — resumable mid-checkpoint, one report per checkpoint.
 //! * [`TrainRng`]: the trainer's own resumable random stream (Burn's CPU RNG is global).
 //!
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
@@ -18,6 +20,7 @@ pub mod data;
 pub mod demo;
 pub mod ema;
 pub mod error;
+pub mod evaluate;
 pub mod generate;
 pub mod optim;
 pub mod rng;

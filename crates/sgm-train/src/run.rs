@@ -41,8 +41,8 @@ use crate::trainer::{Stepper, TrainState};
 /// Name of the pre-emption checkpoint inside `checkpoints-meta/`.
 pub const META_CHECKPOINT: &str = "checkpoint.safetensors";
 /// Purpose ids of the two data streams.
-const TRAIN_STREAM: u64 = 0;
-const EVAL_STREAM: u64 = 1;
+pub(crate) const TRAIN_STREAM: u64 = 0;
+pub(crate) const EVAL_STREAM: u64 = 1;
 
 /// The run directory layout.
 #[derive(Debug, Clone)]
@@ -159,6 +159,22 @@ pub fn init_model<B: AutodiffBackend>(
     Ok(model)
 }
 
+/// Errors unless the images of `source` have the shape of `cfg`'s data.
+pub(crate) fn check_shape(cfg: &TrainConfig, what: &str, source: &dyn ImageSource) -> Result<()> {
+    let d = &cfg.model.data;
+    let want = [d.num_channels, d.image_size, d.image_size];
+    if source.shape() != want {
+        return Err(TrainError::Config {
+            key: "data.image_size".into(),
+            msg: format!(
+                "{what} images are {:?}, the config wants {want:?}",
+                source.shape()
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn append_metrics(path: &Path, m: &Metrics) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -169,7 +185,7 @@ fn append_metrics(path: &Path, m: &Metrics) -> Result<()> {
     writeln!(f, "{line}").map_err(|e| TrainError::io(path, e))
 }
 
-fn to_tensor<B: Backend>(b: crate::data::BatchHost, device: &B::Device) -> Tensor<B, 4> {
+pub(crate) fn to_tensor<B: Backend>(b: crate::data::BatchHost, device: &B::Device) -> Tensor<B, 4> {
     Tensor::from_data(TensorData::new(b.data, b.shape), device)
 }
 
@@ -214,22 +230,8 @@ pub fn train<B: ConvAutodiffBackend>(
         uniform_dequantization: cfg.transforms.uniform_dequantization,
         centered: cfg.model.data.centered,
     };
-    let check_shape = |what: &str, s: &Arc<dyn ImageSource>| -> Result<()> {
-        let d = &cfg.model.data;
-        let want = [d.num_channels, d.image_size, d.image_size];
-        if s.shape() != want {
-            return Err(TrainError::Config {
-                key: "data.image_size".into(),
-                msg: format!(
-                    "{what} images are {:?}, the config wants {want:?}",
-                    s.shape()
-                ),
-            });
-        }
-        Ok(())
-    };
-    check_shape("training", &data.train)?;
-    check_shape("eval", &data.eval)?;
+    check_shape(cfg, "training", data.train.as_ref())?;
+    check_shape(cfg, "eval", data.eval.as_ref())?;
     let train_stream = DataStream::new(
         data.train,
         cfg.training.batch_size,

@@ -57,7 +57,7 @@ pub struct Stepper {
     pub dropout: bool,
 }
 
-fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64> {
+pub(crate) fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64> {
     let v = t
         .into_data()
         .convert::<f64>()
