@@ -5,25 +5,12 @@
 //! inception` says where to put the weights.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use sgm_config::{ExperimentConfig, Override};
 use sgm_train::demo::{BASE_CONFIG, DemoOptions};
 
 mod common;
-use common::{Tmp, ok, xtask};
-
-fn fails_with(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected a failure, stderr: {err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks `{n}`:\n{err}");
-    }
-    assert!(
-        !err.contains("panicked"),
-        "a panic instead of an error:\n{err}"
-    );
-}
+use common::{Tmp, fails_with, ok, xtask};
 
 /// The demo's tiny 8×8 config, one training step, a checkpoint per step, eval batches of 4.
 fn tiny_config(dir: &Path) -> PathBuf {

@@ -3,25 +3,13 @@
 //! each bad input (corrupt data, checkpoint of another config, unknown key, NaN).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sgm_train::checkpoint::Checkpoint;
 
 mod common;
-use common::{Tmp, ok, xtask};
-
-fn fails_with(out: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected a failure, stderr: {err}");
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks `{n}`:\n{err}");
-    }
-    assert!(
-        !err.contains("panicked"),
-        "a panic instead of an error:\n{err}"
-    );
-}
+use common::{Tmp, fails_with, ok, xtask};
 
 /// The VE NCSN++ continuous config shrunk to a tiny 32×32 network, fast training knobs.
 fn tiny_config(dir: &Path, name: &str, nf: i64) -> PathBuf {

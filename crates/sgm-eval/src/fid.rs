@@ -28,17 +28,7 @@ impl Stats {
 
     /// Statistics of `n` feature rows of dimension `d` (row-major `[n, d]`).
     pub fn from_features(features: &[f64], n: usize, d: usize) -> Result<Self> {
-        if n < 2 {
-            return Err(EvalError::Insufficient(format!(
-                "FID statistics need at least 2 images, got {n}"
-            )));
-        }
-        if features.len() != n * d {
-            return Err(EvalError::Shape {
-                what: "features".into(),
-                reason: format!("{} values for {n} × {d}", features.len()),
-            });
-        }
+        check_features(features, n, d)?;
         let mut mu = vec![0.0; d];
         for row in features.chunks_exact(d) {
             for (m, v) in mu.iter_mut().zip(row) {
@@ -74,6 +64,22 @@ impl Stats {
         }
         Ok(())
     }
+}
+
+/// At least two rows of `[n, d]` features.
+fn check_features(features: &[f64], n: usize, d: usize) -> Result<()> {
+    if n < 2 {
+        return Err(EvalError::Insufficient(format!(
+            "FID statistics need at least 2 images, got {n}"
+        )));
+    }
+    if features.len() != n * d {
+        return Err(EvalError::Shape {
+            what: "features".into(),
+            reason: format!("{} values for {n} × {d}", features.len()),
+        });
+    }
+    Ok(())
 }
 
 fn row_major(m: &DMatrix<f64>) -> Vec<f64> {
@@ -131,17 +137,7 @@ pub fn frechet_distance_to_features(stats: &Stats, features: &[f64], n: usize) -
         return frechet_distance(stats, &Stats::from_features(features, n, d)?);
     }
     stats.check("statistics")?;
-    if n < 2 {
-        return Err(EvalError::Insufficient(format!(
-            "FID statistics need at least 2 images, got {n}"
-        )));
-    }
-    if features.len() != n * d {
-        return Err(EvalError::Shape {
-            what: "features".into(),
-            reason: format!("{} values for {n} × {d}", features.len()),
-        });
-    }
+    check_features(features, n, d)?;
     let x = DMatrix::from_row_slice(n, d, features); // [n, d]
     let mu2: Vec<f64> = (0..d).map(|j| x.column(j).mean()).collect();
     let mut u = x;

@@ -189,6 +189,9 @@ pub fn parse_stats_file(path: &Path, bytes: &[u8]) -> Result<StatsFile> {
     })
 }
 
+/// One array of a `.npz`: shape and values (as float64).
+pub type NpyArray = (Vec<usize>, Vec<f64>);
+
 /// An opened `.npz`: array names and a bounded reader of each.
 struct Npz<'a> {
     path: &'a Path,
@@ -219,7 +222,7 @@ impl<'a> Npz<'a> {
     }
 
     /// Array `name`: (shape, values as f64).
-    fn get(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f64>)> {
+    fn get(&mut self, name: &str) -> Result<NpyArray> {
         let path = self.path;
         let entry = self
             .zip
@@ -235,11 +238,7 @@ impl<'a> Npz<'a> {
 /// Reads the arrays `names` of a `.npz` file (float64 or float32, C order) as
 /// (shape, float64 values); a missing array is an error naming it and the file. `None` for a
 /// name in `optional` that the file lacks.
-pub fn read_npz(
-    path: &Path,
-    names: &[&str],
-    optional: &[&str],
-) -> Result<Vec<Option<(Vec<usize>, Vec<f64>)>>> {
+pub fn read_npz(path: &Path, names: &[&str], optional: &[&str]) -> Result<Vec<Option<NpyArray>>> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
     let mut npz = Npz::open(path, &bytes)?;
     names

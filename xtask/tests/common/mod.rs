@@ -30,6 +30,19 @@ pub fn xtask(args: &[&str]) -> Output {
         .expect("xtask runs")
 }
 
+/// Asserts a failure whose stderr holds every needle and no panic.
+pub fn fails_with(out: &Output, needles: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected a failure, stderr: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks `{n}`:\n{err}");
+    }
+    assert!(
+        !err.contains("panicked"),
+        "a panic instead of an error:\n{err}"
+    );
+}
+
 /// Asserts success, printing both streams otherwise.
 pub fn ok(out: &Output) {
     assert!(
