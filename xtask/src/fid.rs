@@ -8,8 +8,8 @@ use sgm_eval::{Features, InceptionV3, POOL3_DIM, Stats};
 
 use crate::backend::{Inner, device};
 
-/// Where the Inception weights come from when `--inception` is not given.
-const WEIGHTS_ENV: &str = "SGM_INCEPTION_WEIGHTS";
+// Where the Inception weights come from when `--inception` is not given.
+use sgm_eval::weights::WEIGHTS_ENV;
 
 /// Options shared by `fid` and `fid-stats`.
 #[derive(clap::Args, Debug, Clone)]
@@ -67,7 +67,8 @@ fn load_net(args: &InceptionArgs) -> Result<InceptionV3<Inner>> {
             .with_context(|| {
                 format!(
                     "no Inception weights: pass --inception FILE or set {WEIGHTS_ENV} \
-                 (pytorch-fid's pt_inception-2015-12-05-6726825d.pth)"
+                 (pytorch-fid's pt_inception-2015-12-05-6726825d.pth; `cargo xtask data \
+                 inception` fetches it)"
                 )
             })?,
     };

@@ -1,7 +1,8 @@
 //! `run_lib.evaluate` on a tiny run (seconds): train a few steps with the library, evaluate its
 //! checkpoint (eval loss, bits/dim, samples → FID / KID against a score_sde-layout statistics
-//! file made with the shared Inception weights), interrupt it at several points and resume:
-//! the same report. Bad input — a checkpoint range with holes, missing Inception weights, a
+//! file made with the shared Inception weights); cut its partial results back to a
+//! mid-checkpoint state (as a kill leaves them: some loss and bits/dim batches, some sample
+//! PNGs and Inception batches, no report) and resume: the same report. Bad input — a checkpoint range with holes, missing Inception weights, a
 //! statistics file of unknown layout — is one error naming the file.
 
 use std::path::{Path, PathBuf};
