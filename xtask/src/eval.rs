@@ -57,12 +57,9 @@ pub struct EvalArgs {
     /// RK45 rtol = atol of the likelihood (default: the reference's 1e-5).
     #[arg(long)]
     pub bpd_tol: Option<f64>,
-    /// KID subsets.
-    #[arg(long, default_value_t = 100)]
-    pub kid_subsets: usize,
-    /// KID subset size (capped at the smaller set).
-    #[arg(long, default_value_t = 1000)]
-    pub kid_subset_size: usize,
+    /// Largest KID block (tfgan's block estimate, as the reference).
+    #[arg(long, default_value_t = 1024)]
+    pub kid_block_size: usize,
     /// Inception Score splits (default 1: the reference's score over all samples; 10 is the
     /// usual convention elsewhere).
     #[arg(long, default_value_t = 1)]
@@ -89,8 +86,7 @@ fn options(args: &EvalArgs, exp: &ExperimentConfig) -> EvalOptions {
         .clone()
         .or_else(|| std::env::var_os(WEIGHTS_ENV).map(PathBuf::from));
     o.inception_batch_size = args.inception_batch_size;
-    o.kid_subsets = args.kid_subsets;
-    o.kid_subset_size = args.kid_subset_size;
+    o.kid_block_size = args.kid_block_size;
     o.is_splits = args.is_splits;
     o
 }

@@ -1,6 +1,7 @@
 //! Kernel Inception Distance (Bińkowski et al. 2018): the unbiased MMD² estimate with the
-//! cubic polynomial kernel `k(x, y) = (xᵀy / d + 1)³`, averaged over random subsets (as
-//! torch-fidelity / TF-GAN: 100 subsets of 1000, or of all images when fewer).
+//! cubic polynomial kernel `k(x, y) = (xᵀy / d + 1)³`, averaged over random subsets ([`kid`],
+//! as torch-fidelity: 100 subsets of 1000, or of all images when fewer) or over consecutive
+//! blocks ([`kid_blocks`], as TF-GAN and so score_sde).
 
 use crate::error::{EvalError, Result};
 
@@ -41,23 +42,78 @@ fn kernel(x: &[f64], y: &[f64]) -> f64 {
     (dot / d + 1.0).powi(3)
 }
 
-/// Unbiased MMD² of two equal-size samples (rows of dimension `d`):
-/// `(Σ_{i≠j} k(xᵢ,xⱼ) + Σ_{i≠j} k(yᵢ,yⱼ)) / (m(m−1)) − 2 Σ_{i,j} k(xᵢ,yⱼ) / m²`.
+/// Unbiased MMD² of two samples (rows of dimension `d`, sizes `m`, `n` ≥ 2):
+/// `Σ_{i≠j} k(xᵢ,xⱼ) / (m(m−1)) + Σ_{i≠j} k(yᵢ,yⱼ) / (n(n−1)) − 2 Σ_{i,j} k(xᵢ,yⱼ) / (mn)`.
 pub fn mmd2_unbiased(x: &[&[f64]], y: &[&[f64]]) -> f64 {
-    let m = x.len() as f64;
-    let mut kxx = 0.0;
-    let mut kyy = 0.0;
-    let mut kxy = 0.0;
-    for i in 0..x.len() {
-        for j in 0..x.len() {
-            if i != j {
-                kxx += kernel(x[i], x[j]);
-                kyy += kernel(y[i], y[j]);
+    let (m, n) = (x.len() as f64, y.len() as f64);
+    let off_diagonal = |a: &[&[f64]]| {
+        let mut s = 0.0;
+        for i in 0..a.len() {
+            for j in 0..a.len() {
+                if i != j {
+                    s += kernel(a[i], a[j]);
+                }
             }
-            kxy += kernel(x[i], y[j]);
+        }
+        s
+    };
+    let mut kxy = 0.0;
+    for xi in x {
+        for yj in y {
+            kxy += kernel(xi, yj);
         }
     }
-    (kxx + kyy) / (m * (m - 1.0)) - 2.0 * kxy / (m * m)
+    off_diagonal(x) / (m * (m - 1.0)) + off_diagonal(y) / (n * (n - 1.0)) - 2.0 * kxy / (m * n)
+}
+
+/// KID as tfgan's `kernel_classifier_distance_and_std_from_activations` (what score_sde's
+/// `run_lib.evaluate` reports): both sets, in their order, split into the same number of
+/// consecutive blocks of near-equal size, none larger than `max_block_size` (tfgan: 1024);
+/// the mean of the blocks' unbiased MMD², and its standard error (`None` for one block).
+pub fn kid_blocks(
+    real: &[f64],
+    generated: &[f64],
+    d: usize,
+    max_block_size: usize,
+) -> Result<(f64, Option<f64>)> {
+    let (nr, ng) = (real.len() / d, generated.len() / d);
+    if max_block_size == 0 {
+        return Err(EvalError::Insufficient("KID: block size 0".into()));
+    }
+    let blocks = nr.max(ng).div_ceil(max_block_size);
+    // The first `blocks − extra` blocks hold ⌊n / blocks⌋ rows, the others one more.
+    let bounds = |n: usize| -> Vec<usize> {
+        let (v, extra) = (n / blocks, n % blocks);
+        let mut b = vec![0];
+        for i in 0..blocks {
+            b.push(b[i] + v + usize::from(i >= blocks - extra));
+        }
+        b
+    };
+    let (br, bg) = (bounds(nr), bounds(ng));
+    if br[1] < 2 || bg[1] < 2 {
+        return Err(EvalError::Insufficient(format!(
+            "KID needs at least 2 images per block and set (got {nr} and {ng} in {blocks} blocks)"
+        )));
+    }
+    fn rows(f: &[f64], d: usize, lo: usize, hi: usize) -> Vec<&[f64]> {
+        f[lo * d..hi * d].chunks_exact(d).collect()
+    }
+    let ests: Vec<f64> = (0..blocks)
+        .map(|i| {
+            mmd2_unbiased(
+                &rows(real, d, br[i], br[i + 1]),
+                &rows(generated, d, bg[i], bg[i + 1]),
+            )
+        })
+        .collect();
+    let k = blocks as f64;
+    let mean = ests.iter().sum::<f64>() / k;
+    let stderr = (blocks > 1).then(|| {
+        let var = ests.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (k - 1.0);
+        (var / k).sqrt()
+    });
+    Ok((mean, stderr))
 }
 
 /// KID of feature sets `a` (`[na, d]`) and `b` (`[nb, d]`) over `subsets` random subsets of

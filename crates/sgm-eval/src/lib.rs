@@ -33,6 +33,6 @@ pub use grid::write_grid;
 pub use images::{U8Images, read_images};
 pub use inception::InceptionV3;
 pub use inception_score::{InceptionScore, inception_score};
-pub use kid::{Kid, kid};
+pub use kid::{Kid, kid, kid_blocks};
 pub use stats::{StatsFile, read_npz, read_stats, read_stats_file, write_npz, write_stats};
 pub use swd::sliced_wasserstein;

@@ -9,7 +9,7 @@ use sgm_eval::fid::trace_sqrt_product;
 use sgm_eval::kid::mmd2_unbiased;
 use sgm_eval::{
     EvalError, Stats, frechet_distance, frechet_distance_to_features, inception_score, kid,
-    read_stats, write_npz, write_stats,
+    kid_blocks, read_stats, write_npz, write_stats,
 };
 
 /// Deterministic pseudo-random values in [-1, 1).
@@ -314,4 +314,57 @@ fn fid_to_few_features_equals_the_full_computation() {
         }
     }
     assert!(frechet_distance_to_features(&data_stats, &data[..d], 1).is_err());
+}
+
+#[test]
+fn kid_blocks_are_tfgans_block_estimate() {
+    let d = 3;
+    let x = values(9 * d, 3);
+    let y: Vec<f64> = values(7 * d, 4).iter().map(|v| v + 0.2).collect();
+    // Textbook unbiased MMD² of one pair of blocks.
+    let k = |a: &[f64], b: &[f64]| {
+        (a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>() / d as f64 + 1.0).powi(3)
+    };
+    let mmd = |a: &[f64], b: &[f64]| {
+        let (ra, rb): (Vec<&[f64]>, Vec<&[f64]>) = (a.chunks(d).collect(), b.chunks(d).collect());
+        let (m, n) = (ra.len() as f64, rb.len() as f64);
+        let mut s = 0.0;
+        for (i, p) in ra.iter().enumerate() {
+            for (j, q) in ra.iter().enumerate() {
+                if i != j {
+                    s += k(p, q) / (m * (m - 1.0));
+                }
+            }
+            for q in &rb {
+                s -= 2.0 * k(p, q) / (m * n);
+            }
+        }
+        for (i, p) in rb.iter().enumerate() {
+            for (j, q) in rb.iter().enumerate() {
+                if i != j {
+                    s += k(p, q) / (n * (n - 1.0));
+                }
+            }
+        }
+        s
+    };
+    // Blocks of at most 4: ⌈9 / 4⌉ = 3 blocks; x rows 3 + 3 + 3, y rows 2 + 2 + 3 (tfgan puts
+    // the larger blocks last).
+    let ests = [
+        mmd(&x[..3 * d], &y[..2 * d]),
+        mmd(&x[3 * d..6 * d], &y[2 * d..4 * d]),
+        mmd(&x[6 * d..], &y[4 * d..]),
+    ];
+    let mean = ests.iter().sum::<f64>() / 3.0;
+    let se = (ests.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / 2.0 / 3.0).sqrt();
+    let (m, s) = kid_blocks(&x, &y, d, 4).unwrap();
+    assert!(
+        (m - mean).abs() < 1e-12 && (s.unwrap() - se).abs() < 1e-12,
+        "{m} {s:?}"
+    );
+    // One block: the whole sets, no standard error.
+    let (m, s) = kid_blocks(&x, &y, d, 1024).unwrap();
+    assert!((m - mmd(&x, &y)).abs() < 1e-12 && s.is_none());
+    // A block of one row has no unbiased estimate.
+    assert!(kid_blocks(&x, &y[..3 * d], d, 4).is_err());
 }

@@ -62,7 +62,7 @@ fn shared_data() -> Option<PathBuf> {
 }
 
 /// Options of the test: reference knobs from the config, loose ODE tolerance, one bpd pass,
-/// Inception batches of 2 (two feature files), few KID subsets.
+/// Inception batches of 2 (two feature files), KID blocks of 2 (two blocks, a standard error).
 fn options(
     exp: &ExperimentConfig,
     inception: Option<PathBuf>,
@@ -76,7 +76,7 @@ fn options(
     o.inception = inception;
     o.stats = stats;
     o.inception_batch_size = 2;
-    o.kid_subsets = 4;
+    o.kid_block_size = 2;
     o
 }
 
@@ -156,7 +156,11 @@ fn tiny_run_evaluates_and_an_interrupted_eval_resumes_to_the_same_report() {
     if let Some(s) = &r.sampling {
         assert_eq!(s.num_samples, 4);
         assert!(s.fid.is_finite() && s.fid > 0.0, "{s:?}");
-        assert!(s.kid.is_some_and(|k| k.mean.is_finite()), "{s:?}");
+        assert!(
+            s.kid
+                .is_some_and(|k| k.mean.is_finite() && k.stderr.is_some()),
+            "{s:?}"
+        );
         // The shared weights have no fc: no IS, and the report says why.
         assert!(s.inception_score.is_none());
         assert!(s.notes.iter().any(|n| n.contains("fc")), "{:?}", s.notes);

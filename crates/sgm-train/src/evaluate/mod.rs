@@ -10,8 +10,9 @@
 //! * **samples** (`eval.enable_sampling`): `num_samples` samples with the config's sampler in
 //!   batches of `eval.batch_size` ([`crate::generate`], seeded per image) → Inception pool3
 //!   features (and logits when the weights hold `fc`) in batches → FID against the dataset's
-//!   statistics file, KID when that file holds features (score_sde's `pool_3` layout), IS
-//!   (one split over all samples, as tfgan's `classifier_score_from_logits`).
+//!   statistics file, KID when that file holds features (score_sde's `pool_3` layout; tfgan's
+//!   block estimate, [`sgm_eval::kid_blocks`]), IS (one split over all samples, as tfgan's
+//!   `classifier_score_from_logits`).
 //!
 //! ```text
 //! workdir/eval/
@@ -31,8 +32,7 @@
 //!
 //! Deliberate differences from the reference: a checkpoint missing from the range is an error
 //! (the reference polls until it appears); exactly `num_samples` samples are drawn (the
-//! reference draws whole batches and truncates); KID is `sgm_eval::kid` (unbiased MMD² over
-//! subsets, as torch-fidelity) where the reference uses tfgan's block estimate.
+//! reference draws whole batches and truncates).
 
 mod partial;
 pub mod report;
@@ -52,8 +52,8 @@ use sgm_nets::{CheckpointWeights, ScoreNet};
 use sgm_sample::LikelihoodConfig;
 
 pub use report::{
-    BpdReport, CheckpointReport, LossReport, MeanStd, SamplingReport, read_report, write_combined,
-    write_report,
+    BpdReport, CheckpointReport, KidReport, LossReport, MeanStd, SamplingReport, read_report,
+    write_combined, write_report,
 };
 
 use crate::checkpoint::Checkpoint;
@@ -98,10 +98,8 @@ pub struct EvalOptions {
     pub stats: Option<PathBuf>,
     /// Images per Inception forward pass.
     pub inception_batch_size: usize,
-    /// KID subsets.
-    pub kid_subsets: usize,
-    /// KID subset size (capped at the smaller set).
-    pub kid_subset_size: usize,
+    /// Largest KID block (tfgan's `max_block_size`, 1024).
+    pub kid_block_size: usize,
     /// Inception Score splits (1 = the reference's tfgan score over all samples).
     pub is_splits: usize,
 }
@@ -128,8 +126,7 @@ impl EvalOptions {
             inception: None,
             stats: None,
             inception_batch_size: 50,
-            kid_subsets: 100,
-            kid_subset_size: 1000,
+            kid_block_size: 1024,
             is_splits: 1,
         }
     }
@@ -593,11 +590,9 @@ fn eval_sampling<B: ConvBackend>(
     let mut notes = Vec::new();
     let kid = match &fid.stats.features {
         Some((_, data)) => {
-            let k = sgm_eval::kid(data, &pool3, POOL3_DIM, o.kid_subsets, o.kid_subset_size, 0)?;
-            Some(MeanStd {
-                mean: k.mean,
-                std: k.std,
-            })
+            // reference: tfgan `kernel_classifier_distance_from_activations(data_pools, all_pools)`
+            let (mean, stderr) = sgm_eval::kid_blocks(data, &pool3, POOL3_DIM, o.kid_block_size)?;
+            Some(KidReport { mean, stderr })
         }
         None => {
             notes.push(format!(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
 
-/// Mean ± standard deviation (KID over subsets, IS over splits).
+/// Mean ± standard deviation (IS over splits).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MeanStd {
     /// Mean.
@@ -27,6 +27,15 @@ pub struct LossReport {
     pub batches: Vec<f64>,
     /// Images per batch.
     pub batch_size: usize,
+}
+
+/// KID: mean of the blocks' unbiased MMD² and its standard error (none with one block).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KidReport {
+    /// Mean over blocks.
+    pub mean: f64,
+    /// Standard error of the mean (`None` with one block).
+    pub stderr: Option<f64>,
 }
 
 /// Bits/dim of the uniformly dequantised `bpd_dataset`.
@@ -54,7 +63,7 @@ pub struct SamplingReport {
     /// FID against the statistics file.
     pub fid: f64,
     /// KID (when the statistics file holds features).
-    pub kid: Option<MeanStd>,
+    pub kid: Option<KidReport>,
     /// Inception Score (when the Inception weights hold `fc`).
     pub inception_score: Option<MeanStd>,
     /// Why a statistic is missing.
@@ -97,10 +106,10 @@ impl CheckpointReport {
                     .map(|b| format!("{:.4} ± {:.4}", b.mean, b.stderr)),
             ),
             or_dash(s.map(|s| format!("{:.4}", s.fid))),
-            or_dash(
-                s.and_then(|s| s.kid)
-                    .map(|k| format!("{:.6} ± {:.6}", k.mean, k.std)),
-            ),
+            or_dash(s.and_then(|s| s.kid).map(|k| match k.stderr {
+                Some(se) => format!("{:.6} ± {se:.6}", k.mean),
+                None => format!("{:.6}", k.mean),
+            })),
             or_dash(
                 s.and_then(|s| s.inception_score)
                     .map(|i| format!("{:.4} ± {:.4}", i.mean, i.std)),
@@ -146,7 +155,7 @@ impl CheckpointReport {
                 ),
                 fid,
             ));
-            rows.push(("KID (mean ± std over subsets)".into(), kid));
+            rows.push(("KID (mean ± s.e. over blocks)".into(), kid));
             rows.push(("Inception Score".into(), is));
         }
         let mut md = format!(
