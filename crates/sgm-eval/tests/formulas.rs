@@ -25,15 +25,18 @@ fn values(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
+/// The KID kernel `(aᵀb / d + 1)³`, written out.
+fn cubic_kernel(a: &[f64], b: &[f64]) -> f64 {
+    (a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>() / a.len() as f64 + 1.0).powi(3)
+}
+
 #[test]
 fn kid_is_the_unbiased_cubic_kernel_mmd() {
     let d = 5;
     let x = values(8 * d, 1);
     let y: Vec<f64> = values(8 * d, 2).iter().map(|v| v + 0.3).collect();
     // Independent: the textbook formula with explicit kernel matrices.
-    let k = |a: &[f64], b: &[f64]| {
-        (a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>() / d as f64 + 1.0).powi(3)
-    };
+    let k = |a: &[f64], b: &[f64]| cubic_kernel(a, b);
     let rx: Vec<&[f64]> = x.chunks(d).collect();
     let ry: Vec<&[f64]> = y.chunks(d).collect();
     let m = 8.0;
@@ -322,9 +325,7 @@ fn kid_blocks_are_tfgans_block_estimate() {
     let x = values(9 * d, 3);
     let y: Vec<f64> = values(7 * d, 4).iter().map(|v| v + 0.2).collect();
     // Textbook unbiased MMD² of one pair of blocks.
-    let k = |a: &[f64], b: &[f64]| {
-        (a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>() / d as f64 + 1.0).powi(3)
-    };
+    let k = |a: &[f64], b: &[f64]| cubic_kernel(a, b);
     let mmd = |a: &[f64], b: &[f64]| {
         let (ra, rb): (Vec<&[f64]>, Vec<&[f64]>) = (a.chunks(d).collect(), b.chunks(d).collect());
         let (m, n) = (ra.len() as f64, rb.len() as f64);
