@@ -38,8 +38,8 @@ enum Command {
         #[command(flatten)]
         set: config::SetArgs,
     },
-    /// Prepare a data set: `data cifar10 --dir D` checks / unpacks the official binary archive
-    /// in D (offline it says which file to put where).
+    /// Prepare a data set: `data cifar10 --dir D` checks / unpacks the official binary or
+    /// python archive in D (md5 checked; without one it says which file to put where).
     Data {
         /// Data set name (`cifar10`).
         name: String,

@@ -23,16 +23,17 @@ pub struct TrainArgs {
     /// Run directory (checkpoints/, checkpoints-meta/, samples/, metrics.jsonl, train.log).
     #[arg(long)]
     pub workdir: PathBuf,
-    /// CIFAR-10 `cifar-10-batches-bin` folder (data_batch_1..5.bin + test_batch.bin).
+    /// CIFAR-10 batches folder: `cifar-10-batches-bin` (data_batch_1..5.bin + test_batch.bin)
+    /// or `cifar-10-batches-py` (the python pickles data_batch_1..5 + test_batch).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Image folder (PNG / JPEG) for training and eval (CelebA-HQ / FFHQ / LSUN style).
     #[arg(long)]
     pub images: Option<PathBuf>,
-    /// CIFAR-10 binary batch files to train on (instead of --data).
+    /// CIFAR-10 batch files (binary or python) to train on (instead of --data).
     #[arg(long, num_args = 1..)]
     pub train_files: Vec<PathBuf>,
-    /// CIFAR-10 binary batch files for the eval loss (default: the training files).
+    /// CIFAR-10 batch files (binary or python) for the eval loss (default: the training files).
     #[arg(long, num_args = 1..)]
     pub eval_files: Vec<PathBuf>,
     /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).

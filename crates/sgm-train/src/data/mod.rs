@@ -2,7 +2,7 @@
 //! (random horizontal flip) → (uniform dequantisation) → data scaler (`2x − 1` when centered),
 //! batched `[B, C, H, W]`, infinite for training, `drop_remainder`.
 //!
-//! * Sources ([`ImageSource`]): CIFAR-10 binary batches ([`cifar`]), image folders
+//! * Sources ([`ImageSource`]): CIFAR-10 binary or python batches ([`cifar`]), image folders
 //!   ([`folder`]), or any in-memory `u8` array.
 //! * Order and transforms are pure functions of `(seed, epoch, index)` ([`DataStream`]): each
 //!   epoch is a seeded permutation; the flip / dequantisation draws of an item come from a
@@ -13,7 +13,7 @@ pub mod cifar;
 pub mod folder;
 pub mod stream;
 
-pub use cifar::{Cifar10, Cifar10Split, prepare as prepare_cifar10};
+pub use cifar::{Cifar10, Cifar10Format, Cifar10Split, prepare as prepare_cifar10};
 pub use folder::ImageFolder;
 pub use stream::{BatchHost, DataPosition, DataStream, Prefetcher, Transforms};
 
