@@ -31,6 +31,10 @@ pub trait ImageSource: Send + Sync {
     fn shape(&self) -> [usize; 3];
     /// Pixels of image `i` (`C·H·W` bytes, planar). Errors name the file it came from.
     fn get(&self, i: usize) -> Result<Vec<u8>>;
+    /// Class label of image `i`, when the source has labels (CIFAR-10).
+    fn label(&self, _i: usize) -> Option<u8> {
+        None
+    }
 }
 
 /// Images held in memory (`n · C·H·W` bytes) with optional labels.
@@ -64,5 +68,8 @@ impl ImageSource for InMemoryImages {
     fn get(&self, i: usize) -> Result<Vec<u8>> {
         let per = self.shape.iter().product::<usize>();
         Ok(self.pixels[i * per..(i + 1) * per].to_vec())
+    }
+    fn label(&self, i: usize) -> Option<u8> {
+        self.labels.get(i).copied()
     }
 }
