@@ -1,6 +1,7 @@
 //! `cargo xtask …` — the sgm command line. Backend by cargo feature (see `backend.rs`).
 
 mod backend;
+mod classifier;
 mod config;
 mod demo;
 mod fid;
@@ -49,6 +50,11 @@ enum Command {
     },
     /// Train a score model as the reference's `run_lib.train` (resumes from the run directory).
     Train(train::TrainArgs),
+    /// Train the noise-conditional WideResNet classifier (class-conditional sampling) with a
+    /// config's SDE, schedule and optimizer.
+    TrainClassifier(classifier::TrainClassifierArgs),
+    /// Class-conditional samples: a score checkpoint guided by a classifier checkpoint.
+    SampleConditional(classifier::ConditionalArgs),
     /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
     Sample(sample::SampleArgs),
     /// Bits/dim of images (PNG folder or CIFAR-10 batch) under the probability-flow ODE.
@@ -79,6 +85,8 @@ fn main() {
         Command::Config { name, set } => config::config_command(name.as_deref(), &set),
         Command::Data { name, dir } => train::run_data(&name, &dir),
         Command::Train(args) => train::run_train(args),
+        Command::TrainClassifier(args) => classifier::run_train_classifier(args),
+        Command::SampleConditional(args) => classifier::run_sample_conditional(args),
         Command::Sample(args) => sample::run_sample(args),
         Command::Likelihood(args) => likelihood::run_likelihood(args),
         Command::Fid(args) => fid::run_fid(args),

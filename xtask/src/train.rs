@@ -23,6 +23,18 @@ pub struct TrainArgs {
     /// Run directory (checkpoints/, checkpoints-meta/, samples/, metrics.jsonl, train.log).
     #[arg(long)]
     pub workdir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub set: SetArgs,
+}
+
+/// Where the training and eval images come from.
+#[derive(clap::Args, Debug)]
+pub struct DataArgs {
     /// CIFAR-10 batches folder: `cifar-10-batches-bin` (data_batch_1..5.bin + test_batch.bin)
     /// or `cifar-10-batches-py` (the python pickles data_batch_1..5 + test_batch).
     #[arg(long)]
@@ -36,17 +48,12 @@ pub struct TrainArgs {
     /// CIFAR-10 batch files (binary or python) for the eval loss (default: the training files).
     #[arg(long, num_args = 1..)]
     pub eval_files: Vec<PathBuf>,
-    /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    #[command(flatten)]
-    pub set: SetArgs,
 }
 
 /// Training and eval images: an image folder (both), explicit CIFAR-10 batch files, or a
 /// `cifar-10-batches-bin` folder (train = the five training batches, eval = the test batch).
-fn sources(
-    args: &TrainArgs,
+pub fn sources(
+    args: &DataArgs,
     image_size: usize,
 ) -> Result<(Arc<dyn ImageSource>, Arc<dyn ImageSource>)> {
     let cifar_given = args.data.is_some() || !args.train_files.is_empty();
@@ -98,13 +105,29 @@ fn snapshot_sampler(
     })
 }
 
+/// A progress bar over `total` steps.
+pub fn step_bar(total: u64) -> ProgressBar {
+    ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "train [{bar:40}] {pos}/{len} steps, {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    )
+}
+
+/// The run directory created and logging to its `train.log`.
+pub fn open_workdir(workdir: &Path) -> Result<()> {
+    std::fs::create_dir_all(workdir)
+        .with_context(|| format!("cannot create {}", workdir.display()))?;
+    crate::logging::init(Some(&workdir.join("train.log")))
+}
+
 pub fn run_train(args: TrainArgs) -> Result<()> {
     let config = ExperimentConfig::load_with(&args.config, &args.set.overrides()?)?;
     let cfg = TrainConfig::from_experiment(&config)?;
-    std::fs::create_dir_all(&args.workdir)
-        .with_context(|| format!("cannot create {}", args.workdir.display()))?;
-    crate::logging::init(Some(&args.workdir.join("train.log")))?;
-    let (train, eval) = sources(&args, cfg.model.data.image_size)?;
+    open_workdir(&args.workdir)?;
+    let (train, eval) = sources(&args.data, cfg.model.data.image_size)?;
     log::info!(
         "training {} in {} ({} training / {} eval images, backend {})",
         config.origin,
@@ -114,13 +137,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         crate::backend::NAME
     );
     let total = cfg.training.n_iters + 1;
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template(
-            "train [{bar:40}] {pos}/{len} steps, {msg} ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
+    let bar = step_bar(total);
     let bar_ref = &bar;
     let mut sampler = snapshot_sampler(&config, cfg.training.batch_size)?;
     let hooks = RunHooks::<Inner> {
