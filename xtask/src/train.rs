@@ -28,6 +28,10 @@ pub struct TrainArgs {
     /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Split each batch across the first N devices of the backend (data parallel, one
+    /// process; CUDA / wgpu GPUs — the CPU backends have one device).
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
     #[command(flatten)]
     pub set: SetArgs,
 }
@@ -149,13 +153,20 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
             move |net: &sgm_nets::ScoreNet<Inner>, dir: &Path| sampler(net, dir),
         )),
     };
-    let dev = device();
-    let summary = sgm_train::train::<Train>(
+    let devices = if args.devices == 1 {
+        vec![device()]
+    } else {
+        sgm_train::parallel::devices::<Train>(args.devices)?
+    };
+    if devices.len() > 1 {
+        log::info!("data parallel over {} devices: {devices:?}", devices.len());
+    }
+    let summary = sgm_train::train_parallel::<Train>(
         &cfg,
         &args.workdir,
         RunData { train, eval },
         args.resume.as_deref(),
-        &dev,
+        &devices,
         hooks,
     )?;
     bar.finish();

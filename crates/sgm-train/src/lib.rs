@@ -9,6 +9,8 @@
 //!   sampling: its objective, training through the same loop, its `GuidedScore` adapter.
 //! * [`demo`]: the small end-to-end run of `cargo xtask demo` (train, sample, measure).
 //! * [`generate`]: many samples in batches, seeded per image, one PNG each, resumable.
+//! * [`parallel`]: data parallelism over several devices of one process (exact: equals the
+//!   single-device step on the union batch).
 //! * [`TrainRng`]: the trainer's own resumable random stream (Burn's CPU RNG is global).
 //!
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
@@ -24,6 +26,7 @@ pub mod error;
 pub mod generate;
 pub mod net;
 pub mod optim;
+pub mod parallel;
 pub mod rng;
 pub mod run;
 pub mod trainer;
@@ -36,7 +39,7 @@ pub use optim::{Moments, OptimStats, Optimizer, lr_at};
 pub use rng::{RngState, TrainRng};
 pub use run::{
     Metrics, NetHooks, Objective, RunData, RunDir, RunHooks, RunSummary, StepHook, init_model,
-    init_net, run_loop, train,
+    init_net, run_loop, train, train_parallel,
 };
 pub use sgm_config::{OptimConfig, TrainingConfig};
 pub use trainer::{StepOutput, Stepper, TrainState};

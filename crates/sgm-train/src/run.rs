@@ -243,6 +243,32 @@ pub fn train<B: ConvAutodiffBackend>(
     )
 }
 
+/// [`train`] with each training batch split across `devices` (`crate::parallel`: the first
+/// device is the main one and holds the model, optimizer, EMA and eval; one device = [`train`]).
+pub fn train_parallel<B: ConvAutodiffBackend>(
+    cfg: &TrainConfig,
+    workdir: &Path,
+    data: RunData,
+    resume: Option<&Path>,
+    devices: &[B::Device],
+    hooks: RunHooks<'_, B::InnerBackend>,
+) -> Result<RunSummary> {
+    let Some(main) = devices.first() else {
+        return Err(TrainError::Config {
+            key: "devices".into(),
+            msg: "no device".into(),
+        });
+    };
+    if devices.len() == 1 {
+        return train::<B>(cfg, workdir, data, resume, main, hooks);
+    }
+    let par = crate::parallel::ParallelStepper::<B> {
+        stepper: Stepper::new(cfg)?,
+        devices: devices.to_vec(),
+    };
+    run_loop::<B, ScoreNet<B>, _>(cfg, &cfg.model, &par, workdir, data, resume, main, hooks)
+}
+
 /// The loop of [`train`] for any network `M` (config `net`) and objective: `cfg` gives the
 /// schedule (`training.*`), optimizer, EMA rate (`model.ema_rate`), data shape and transforms,
 /// and seed.

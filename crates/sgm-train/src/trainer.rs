@@ -59,7 +59,7 @@ pub struct Stepper {
     pub dropout: bool,
 }
 
-fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64> {
+pub(crate) fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64> {
     let v = t
         .into_data()
         .convert::<f64>()
@@ -143,6 +143,18 @@ impl Stepper {
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        self.apply(state, grads, loss_value)
+    }
+
+    /// `optimize_fn` with `grads` (warm-up, global clip, Adam), `step += 1`, EMA update. On
+    /// error (non-finite gradients) `state` is unchanged.
+    pub(crate) fn apply<B: ConvAutodiffBackend>(
+        &self,
+        state: &mut TrainState<B>,
+        grads: GradientsParams,
+        loss_value: f64,
+    ) -> Result<StepOutput> {
+        let step = state.step + 1;
         let mut optim = state.optim.clone();
         let (model, stats) = optim.step(state.model.clone(), grads, state.step)?;
         state.model = model;
