@@ -253,10 +253,7 @@ impl Stepper {
         let mut offset = 0;
         for (size, device) in sizes.iter().zip(devices) {
             let model = state.model.clone().fork(device);
-            let x = batch
-                .clone()
-                .slice([offset..offset + size])
-                .to_device(device); // [n_i, C, H, W]
+            let x = batch.clone().narrow(0, offset, *size).to_device(device); // [n_i, C, H, W]
             if self.dropout {
                 B::seed(device, self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             }

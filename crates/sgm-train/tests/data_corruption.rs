@@ -36,9 +36,11 @@ fn corrupted_cifar_batches_are_errors_never_crashes() {
     let (pixels, labels) = images(20);
     let binary = cifar::binary_batch(&pixels, &labels);
     let python = cifar::python_batch(&pixels, &labels, "training batch 1 of 5");
-    let mut bin_layout = corrupt::Layout::default();
-    bin_layout.boundaries = (0..=binary.len()).step_by(3073).collect();
-    bin_layout.fields = (0..binary.len()).step_by(3073).map(|o| (o, 1)).collect();
+    let bin_layout = corrupt::Layout {
+        boundaries: (0..=binary.len()).step_by(3073).collect(),
+        fields: (0..binary.len()).step_by(3073).map(|o| (o, 1)).collect(),
+        ..corrupt::Layout::default()
+    };
     for (format, file, layout) in [
         ("CIFAR-10 binary batch", &binary, bin_layout),
         (

@@ -82,7 +82,7 @@ fn a_step_split_across_devices_equals_the_union_step() {
         .map(|x| stepper.train_step(&mut single, x.clone()).unwrap())
         .collect();
     for n in [2usize, 3] {
-        let devs = vec![dev.clone(); n];
+        let devs = vec![dev; n];
         let mut par = init.clone();
         for (x, want) in batches.iter().zip(&single_out) {
             let got = stepper
