@@ -15,9 +15,7 @@ use sgm_train::classifier::{SdeClassifier, train_classifier};
 use sgm_train::{NetHooks, RunData, TrainConfig};
 
 use crate::backend::{Inner, Train, device};
-use crate::config::SetArgs;
-use crate::model::Weights;
-use crate::train::{DataArgs, open_workdir, sources, step_bar};
+use crate::train::{RunArgs, open_workdir, sources, step_bar};
 
 /// `cargo xtask train-classifier`.
 #[derive(clap::Args, Debug)]
@@ -25,16 +23,8 @@ pub struct TrainClassifierArgs {
     /// Config whose SDE, data, `[training]` schedule and `[optim]` the classifier is trained
     /// with (official or short name, or a .toml path), e.g. `ve/cifar10_ncsnpp_deep_continuous`.
     pub config: String,
-    /// Run directory (checkpoints/, checkpoints-meta/, metrics.jsonl, train.log).
-    #[arg(long)]
-    pub workdir: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
-    /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).
-    #[arg(long)]
-    pub resume: Option<PathBuf>,
-    #[command(flatten)]
-    pub set: SetArgs,
+    pub run: RunArgs,
     /// WideResNet depth `6n + 4`.
     #[arg(long, default_value_t = 28)]
     pub depth: usize,
@@ -56,7 +46,7 @@ pub struct TrainClassifierArgs {
 }
 
 pub fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
-    let config = ExperimentConfig::load_with(&args.config, &args.set.overrides()?)?;
+    let config = ExperimentConfig::load_with(&args.config, &args.run.set.overrides()?)?;
     let cfg = TrainConfig::from_experiment(&config)?;
     let net = WideResNetConfig {
         depth: args.depth,
@@ -69,14 +59,14 @@ pub fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
         ..WideResNetConfig::default()
     };
     net.validate()?;
-    open_workdir(&args.workdir)?;
-    let (train, eval) = sources(&args.data, cfg.model.data.image_size)?;
+    open_workdir(&args.run.workdir)?;
+    let (train, eval) = sources(&args.run.data, cfg.model.data.image_size)?;
     log::info!(
         "training a WideResNet-{}-{} classifier with the SDE of {} in {} ({} training / {} eval images, backend {})",
         net.depth,
         net.widen_factor,
         config.origin,
-        args.workdir.display(),
+        args.run.workdir.display(),
         train.len(),
         eval.len(),
         crate::backend::NAME
@@ -93,9 +83,9 @@ pub fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
     let summary = train_classifier::<Train>(
         &cfg,
         &net,
-        &args.workdir,
+        &args.run.workdir,
         RunData { train, eval },
-        args.resume.as_deref(),
+        args.run.resume.as_deref(),
         &device(),
         hooks,
     )?;
@@ -105,7 +95,7 @@ pub fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
         summary.step,
         summary.resumed_from.unwrap_or(0),
         summary.last_loss,
-        args.workdir.join("checkpoints").display()
+        args.run.workdir.join("checkpoints").display()
     );
     Ok(())
 }
@@ -113,17 +103,10 @@ pub fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
 /// `cargo xtask sample-conditional`.
 #[derive(clap::Args, Debug)]
 pub struct ConditionalArgs {
-    /// The score model's config (official or short name, or a .toml path).
-    #[arg(long)]
-    pub config: String,
+    /// The score model (`--config`, `--checkpoint`, `--weights`, `--seed`, `--steps`,
+    /// `--out`: `conditional.png`, `conditional.safetensors`).
     #[command(flatten)]
-    pub set: SetArgs,
-    /// Score checkpoint (`cargo xtask train`, official `.pth`, or `.safetensors`).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Which weights of the score checkpoint.
-    #[arg(long, value_enum, default_value_t = Weights::Ema)]
-    pub weights: Weights,
+    pub model: crate::sample::ModelArgs,
     /// Classifier checkpoint (`cargo xtask train-classifier`); its EMA weights are used.
     #[arg(long)]
     pub classifier: PathBuf,
@@ -133,28 +116,14 @@ pub struct ConditionalArgs {
     /// Guidance scale (1 = exact Bayes rule).
     #[arg(long, default_value_t = 1.0)]
     pub scale: f32,
-    /// Seed of the backend RNG.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Output folder (created if needed): `conditional.png`, `conditional.safetensors`.
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
 }
 
 pub fn run_sample_conditional(args: ConditionalArgs) -> Result<()> {
     use burn::prelude::Backend;
-    let config = ExperimentConfig::load_with(&args.config, &args.set.overrides()?)?;
+    let m = &args.model;
+    let config = ExperimentConfig::load_with(&m.config, &m.set.overrides()?)?;
     let dev = device();
-    let score_args = crate::sample::ModelArgs {
-        config: args.config.clone(),
-        set: args.set.clone(),
-        checkpoint: args.checkpoint.clone(),
-        weights: args.weights,
-        seed: args.seed,
-        steps: None,
-        out: args.out.clone(),
-    };
-    let net = score_args.network::<Inner>(&config, &dev)?;
+    let net = m.network::<Inner>(&config, &dev)?;
     let ck = Checkpoint::read(&args.classifier)?;
     let clf_cfg: WideResNetConfig = serde_json::from_value(ck.meta.model_config.clone())
         .with_context(|| format!("{}: not a classifier checkpoint", args.classifier.display()))?;
@@ -166,7 +135,7 @@ pub fn run_sample_conditional(args: ConditionalArgs) -> Result<()> {
             clf_cfg.num_classes
         );
     }
-    let sampler = config.sampler()?;
+    let sampler = config.sampler_for(config.sde_with_steps(m.steps)?)?;
     let score = ScoreFn::new(sampler.sde(), &net, sampler.continuous_score());
     let clf = SdeClassifier {
         net: &classifier,
@@ -178,7 +147,7 @@ pub fn run_sample_conditional(args: ConditionalArgs) -> Result<()> {
         labels: args.labels.clone(),
         scale: args.scale,
     };
-    Inner::seed(&dev, args.seed);
+    Inner::seed(&dev, m.seed);
     let [c, h, w] = config.image_shape();
     let out = sampler.sample(
         &guided,
@@ -186,18 +155,18 @@ pub fn run_sample_conditional(args: ConditionalArgs) -> Result<()> {
         &mut BackendNoise,
         &dev,
     )?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&m.out)
+        .with_context(|| format!("cannot create {}", m.out.display()))?;
     let (dims, data) = crate::images::to_host(out.sample);
     let ncol = (dims[0] as f64).sqrt().ceil() as usize;
-    crate::images::write_grid(&args.out.join("conditional.png"), &dims, &data, ncol)?;
-    crate::images::write_samples(&args.out.join("conditional.safetensors"), &dims, &data)?;
+    crate::images::write_grid(&m.out.join("conditional.png"), &dims, &data, ncol)?;
+    crate::images::write_samples(&m.out.join("conditional.safetensors"), &dims, &data)?;
     println!(
         "{} class-conditional samples (labels {:?}, scale {}) in {}",
         dims[0],
         args.labels,
         args.scale,
-        args.out.display()
+        m.out.display()
     );
     Ok(())
 }

@@ -20,6 +20,17 @@ use crate::config::SetArgs;
 pub struct TrainArgs {
     /// Official or short config name (e.g. `ncsnpp-deep-cont`) or a .toml path.
     pub config: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Split each batch across the first N devices of the backend (data parallel, one
+    /// process; CUDA / wgpu GPUs — the CPU backends have one device).
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
+}
+
+/// What every training command takes: run directory, data, resume point, config overrides.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
     /// Run directory (checkpoints/, checkpoints-meta/, samples/, metrics.jsonl, train.log).
     #[arg(long)]
     pub workdir: PathBuf,
@@ -28,10 +39,6 @@ pub struct TrainArgs {
     /// Start from this checkpoint (default: `<workdir>/checkpoints-meta/` when present).
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Split each batch across the first N devices of the backend (data parallel, one
-    /// process; CUDA / wgpu GPUs — the CPU backends have one device).
-    #[arg(long, default_value_t = 1)]
-    pub devices: usize,
     #[command(flatten)]
     pub set: SetArgs,
 }
@@ -128,14 +135,14 @@ pub fn open_workdir(workdir: &Path) -> Result<()> {
 }
 
 pub fn run_train(args: TrainArgs) -> Result<()> {
-    let config = ExperimentConfig::load_with(&args.config, &args.set.overrides()?)?;
+    let config = ExperimentConfig::load_with(&args.config, &args.run.set.overrides()?)?;
     let cfg = TrainConfig::from_experiment(&config)?;
-    open_workdir(&args.workdir)?;
-    let (train, eval) = sources(&args.data, cfg.model.data.image_size)?;
+    open_workdir(&args.run.workdir)?;
+    let (train, eval) = sources(&args.run.data, cfg.model.data.image_size)?;
     log::info!(
         "training {} in {} ({} training / {} eval images, backend {})",
         config.origin,
-        args.workdir.display(),
+        args.run.workdir.display(),
         train.len(),
         eval.len(),
         crate::backend::NAME
@@ -163,9 +170,9 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
     }
     let summary = sgm_train::train_parallel::<Train>(
         &cfg,
-        &args.workdir,
+        &args.run.workdir,
         RunData { train, eval },
-        args.resume.as_deref(),
+        args.run.resume.as_deref(),
         &devices,
         hooks,
     )?;
@@ -175,7 +182,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         summary.step,
         summary.resumed_from.unwrap_or(0),
         summary.last_loss,
-        args.workdir.join("checkpoints").display()
+        args.run.workdir.join("checkpoints").display()
     );
     Ok(())
 }

@@ -166,18 +166,9 @@ impl ClassifierStepper {
             });
         }
         let grads = GradientsParams::from_grads(out.loss.backward(), &state.model);
-        let mut optim = state.optim.clone();
-        let (model, stats) = optim.step(state.model.clone(), grads, state.step)?;
-        state.model = model;
-        state.optim = optim;
-        state.step = step;
+        let out = state.apply(grads, loss_value)?;
         state.rng = rng;
-        state.ema.update(&state.model);
-        Ok(StepOutput {
-            step,
-            loss: loss_value,
-            optim: stats,
-        })
+        Ok(out)
     }
 
     /// Cross-entropy of the EMA classifier on `x0`, drawing from the state's RNG.

@@ -135,10 +135,19 @@ impl<'a, B: Backend, N: NoiseSource<B>> ShardDraws<'a, B, N> {
         }
     }
 
-    fn shaped<const D: usize>(&self, shape: [usize; D]) -> ([usize; D], usize) {
+    /// A per-item draw of `shape` (`[n_i, …]`): rows of the union draw `draw([total, …])`.
+    fn per_item<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        draw: impl FnOnce(&mut N, [usize; D], &B::Device) -> sde_core::Result<Tensor<B, D>>,
+    ) -> sde_core::Result<Tensor<B, D>> {
+        self.check(shape[0])?;
         let mut union = shape;
         union[0] = self.total;
-        (union, shape[1..].iter().product())
+        let rest: usize = shape[1..].iter().product();
+        let total = self.total;
+        let t = self.float(|n, d| Ok(draw(n, union, d)?.reshape([total, rest])))?;
+        Ok(t.reshape(shape))
     }
 }
 
@@ -152,18 +161,11 @@ impl<B: Backend, N: NoiseSource<B>> NoiseSource<B> for ShardDraws<'_, B, N> {
         shape: [usize; D],
         _device: &B::Device,
     ) -> sde_core::Result<Tensor<B, D>> {
-        self.check(shape[0])?;
-        let (union, rest) = self.shaped(shape);
-        let total = self.total;
-        let t = self.float(|n, d| Ok(n.normal(union, d)?.reshape([total, rest])))?;
-        Ok(t.reshape(shape))
+        self.per_item(shape, |n, s, d| n.normal(s, d))
     }
 
     fn uniform(&mut self, n: usize, _device: &B::Device) -> sde_core::Result<Tensor<B, 1>> {
-        self.check(n)?;
-        let total = self.total;
-        let t = self.float(|s, d| Ok(s.uniform(total, d)?.reshape([total, 1])))?;
-        Ok(t.reshape([n]))
+        self.per_item([n], |s, [total], d| s.uniform(total, d))
     }
 
     fn randint(
@@ -195,11 +197,7 @@ impl<B: Backend, N: NoiseSource<B>> NoiseSource<B> for ShardDraws<'_, B, N> {
         shape: [usize; D],
         _device: &B::Device,
     ) -> sde_core::Result<Tensor<B, D>> {
-        self.check(shape[0])?;
-        let (union, rest) = self.shaped(shape);
-        let total = self.total;
-        let t = self.float(|n, d| Ok(n.rademacher(union, d)?.reshape([total, rest])))?;
-        Ok(t.reshape(shape))
+        self.per_item(shape, |n, s, d| n.rademacher(s, d))
     }
 }
 
@@ -280,7 +278,7 @@ impl Stepper {
             _b: std::marker::PhantomData,
         };
         state.model.visit(&mut sum);
-        let out = self.apply(state, sum.out, loss_value)?;
+        let out = state.apply(sum.out, loss_value)?;
         state.rng = rng;
         Ok(out)
     }

@@ -78,6 +78,24 @@ impl<B: AutodiffBackend> TrainState<B> {
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> TrainState<B, M> {
+    /// The rest of a train step once the gradients of the batch loss (`loss_value`) are known:
+    /// `optimize_fn` (warm-up, global clip, Adam), `step += 1`, EMA update. On error
+    /// (non-finite gradients) the state is unchanged.
+    pub fn apply(&mut self, grads: GradientsParams, loss_value: f64) -> Result<StepOutput> {
+        let step = self.step + 1;
+        let mut optim = self.optim.clone();
+        let (model, stats) = optim.step(self.model.clone(), grads, self.step)?;
+        self.model = model;
+        self.optim = optim;
+        self.step = step;
+        self.ema.update(&self.model);
+        Ok(StepOutput {
+            step,
+            loss: loss_value,
+            optim: stats,
+        })
+    }
+
     /// A fresh state of any network: EMA (decay `ema_rate`) = the model's weights, no Adam
     /// moments, step 0, loss RNG from `seed`.
     pub fn fresh(model: M, ema_rate: f64, optim: sgm_config::OptimConfig, seed: u64) -> Self {
@@ -143,29 +161,7 @@ impl Stepper {
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-        self.apply(state, grads, loss_value)
-    }
-
-    /// `optimize_fn` with `grads` (warm-up, global clip, Adam), `step += 1`, EMA update. On
-    /// error (non-finite gradients) `state` is unchanged.
-    pub(crate) fn apply<B: ConvAutodiffBackend>(
-        &self,
-        state: &mut TrainState<B>,
-        grads: GradientsParams,
-        loss_value: f64,
-    ) -> Result<StepOutput> {
-        let step = state.step + 1;
-        let mut optim = state.optim.clone();
-        let (model, stats) = optim.step(state.model.clone(), grads, state.step)?;
-        state.model = model;
-        state.optim = optim;
-        state.step = step;
-        state.ema.update(&state.model);
-        Ok(StepOutput {
-            step,
-            loss: loss_value,
-            optim: stats,
-        })
+        state.apply(grads, loss_value)
     }
 
     /// Eval loss of the EMA weights on `batch`, drawing from the state's RNG.
