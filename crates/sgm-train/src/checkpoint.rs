@@ -303,7 +303,7 @@ impl Checkpoint {
         Err(ck_err(
             &self.path,
             format!(
-                "written for a different {} config: {}",
+                "written for a different model config ({}): {}",
                 C::KIND,
                 if diffs.is_empty() {
                     "configs differ".into()
