@@ -247,7 +247,7 @@ impl Stepper {
         let mut rng = state.rng.clone();
         let mut draws = ShardDraws::new(&mut rng, b, main.clone());
         let mut grads = Vec::with_capacity(sizes.len());
-        let mut loss_value = 0.0;
+        let mut losses = Vec::with_capacity(sizes.len());
         let mut offset = 0;
         for (size, device) in sizes.iter().zip(devices) {
             let model = state.model.clone().fork(device);
@@ -259,11 +259,16 @@ impl Stepper {
             let w = *size as f64 / b as f64;
             // the batch-mean loss is Σ_i (n_i / B) · mean_i
             let loss = training_loss(&self.sde, &model, x, &self.loss, &mut draws)?.mul_scalar(w); // [1]
-            loss_value += crate::trainer::scalar(loss.clone().inner())?;
+            // read after the loop: a host read here would make each device wait for the last
+            losses.push(loss.clone().inner().to_device(&main));
             grads.push(
                 GradientsParams::from_grads(loss.backward(), &model).to_device(&main, &model),
             );
             offset += size;
+        }
+        let mut loss_value = 0.0;
+        for l in losses {
+            loss_value += crate::trainer::scalar(l)?;
         }
         if !loss_value.is_finite() {
             return Err(TrainError::NonFinite {
