@@ -243,10 +243,8 @@ fn parse_python(
         .ok_or_else(|| bad("no `data` entry".into()))?;
     let arr = data.ndarray().map_err(|e| bad(format!("`data`: {e}")))?;
     if !matches!(arr.dtype, "u1" | "|u1" | "uint8") {
-        return Err(bad(format!(
-            "`data` has dtype {}, expected uint8",
-            arr.dtype
-        )));
+        let dtype: String = arr.dtype.chars().take(16).collect();
+        return Err(bad(format!("`data` has dtype {dtype:?}, expected uint8")));
     }
     let shape: Vec<i64> = arr
         .shape
