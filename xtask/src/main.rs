@@ -1,6 +1,7 @@
 //! `cargo xtask …` — the sgm command line. Backend by cargo feature (see `backend.rs`).
 
 mod backend;
+mod classifier;
 mod config;
 mod demo;
 mod eval;
@@ -39,9 +40,9 @@ enum Command {
         #[command(flatten)]
         set: config::SetArgs,
     },
-    /// Prepare a data set: `data cifar10 --dir D` checks / unpacks the official binary archive
-    /// in D; `data inception [--dir D]` fetches pytorch-fid's Inception weights and checks
-    /// their hash (offline each says which file to put where).
+    /// Prepare a data set: `data cifar10 --dir D` checks / unpacks the official binary or
+    /// python archive in D (md5 checked); `data inception [--dir D]` fetches pytorch-fid's
+    /// Inception weights and checks their hash (offline each says which file to put where).
     Data {
         /// Data set name (`cifar10`, `inception`).
         name: String,
@@ -58,6 +59,11 @@ enum Command {
     /// Evaluate a run's checkpoints as the reference's `run_lib.evaluate`: eval loss, bits/dim,
     /// samples → FID / KID / IS; resumable, one report per checkpoint.
     Eval(eval::EvalArgs),
+    /// Train the noise-conditional WideResNet classifier (class-conditional sampling) with a
+    /// config's SDE, schedule and optimizer.
+    TrainClassifier(classifier::TrainClassifierArgs),
+    /// Class-conditional samples: a score checkpoint guided by a classifier checkpoint.
+    SampleConditional(classifier::ConditionalArgs),
     /// Generate samples from a checkpoint with the PC or probability-flow ODE sampler.
     Sample(sample::SampleArgs),
     /// Bits/dim of images (PNG folder or CIFAR-10 batch) under the probability-flow ODE.
@@ -94,6 +100,8 @@ fn main() {
         },
         Command::Train(args) => train::run_train(args),
         Command::Eval(args) => eval::run_eval(args),
+        Command::TrainClassifier(args) => classifier::run_train_classifier(args),
+        Command::SampleConditional(args) => classifier::run_sample_conditional(args),
         Command::Sample(args) => sample::run_sample(args),
         Command::Likelihood(args) => likelihood::run_likelihood(args),
         Command::Fid(args) => fid::run_fid(args),

@@ -20,6 +20,17 @@ use crate::config::SetArgs;
 pub struct TrainArgs {
     /// Official or short config name (e.g. `ncsnpp-deep-cont`) or a .toml path.
     pub config: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Split each batch across the first N devices of the backend (data parallel, one
+    /// process; CUDA / wgpu GPUs — the CPU backends have one device).
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
+}
+
+/// What every training command takes: run directory, data, resume point, config overrides.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
     /// Run directory (checkpoints/, checkpoints-meta/, samples/, metrics.jsonl, train.log).
     #[arg(long)]
     pub workdir: PathBuf,
@@ -32,19 +43,20 @@ pub struct TrainArgs {
     pub set: SetArgs,
 }
 
-/// Where the training and eval images come from (`train` and `eval`).
+/// Where the training and eval images come from.
 #[derive(clap::Args, Debug)]
 pub struct DataArgs {
-    /// CIFAR-10 `cifar-10-batches-bin` folder (data_batch_1..5.bin + test_batch.bin).
+    /// CIFAR-10 batches folder: `cifar-10-batches-bin` (data_batch_1..5.bin + test_batch.bin)
+    /// or `cifar-10-batches-py` (the python pickles data_batch_1..5 + test_batch).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Image folder (PNG / JPEG) for training and eval (CelebA-HQ / FFHQ / LSUN style).
     #[arg(long)]
     pub images: Option<PathBuf>,
-    /// CIFAR-10 binary batch files to train on (instead of --data).
+    /// CIFAR-10 batch files (binary or python) to train on (instead of --data).
     #[arg(long, num_args = 1..)]
     pub train_files: Vec<PathBuf>,
-    /// CIFAR-10 binary batch files for the eval loss (default: the training files).
+    /// CIFAR-10 batch files (binary or python) for the eval loss (default: the training files).
     #[arg(long, num_args = 1..)]
     pub eval_files: Vec<PathBuf>,
 }
@@ -104,29 +116,39 @@ fn snapshot_sampler(
     })
 }
 
-pub fn run_train(args: TrainArgs) -> Result<()> {
-    let config = ExperimentConfig::load_with(&args.config, &args.set.overrides()?)?;
-    let cfg = TrainConfig::from_experiment(&config)?;
-    std::fs::create_dir_all(&args.workdir)
-        .with_context(|| format!("cannot create {}", args.workdir.display()))?;
-    crate::logging::init(Some(&args.workdir.join("train.log")))?;
-    let (train, eval) = sources(&args.data, cfg.model.data.image_size)?;
-    log::info!(
-        "training {} in {} ({} training / {} eval images, backend {})",
-        config.origin,
-        args.workdir.display(),
-        train.len(),
-        eval.len(),
-        crate::backend::NAME
-    );
-    let total = cfg.training.n_iters + 1;
-    let bar = ProgressBar::new(total).with_style(
+/// A progress bar over `total` steps.
+pub fn step_bar(total: u64) -> ProgressBar {
+    ProgressBar::new(total).with_style(
         ProgressStyle::with_template(
             "train [{bar:40}] {pos}/{len} steps, {msg} ({elapsed}, eta {eta})",
         )
         .expect("valid template")
         .progress_chars("=> "),
+    )
+}
+
+/// The run directory created and logging to its `train.log`.
+pub fn open_workdir(workdir: &Path) -> Result<()> {
+    std::fs::create_dir_all(workdir)
+        .with_context(|| format!("cannot create {}", workdir.display()))?;
+    crate::logging::init(Some(&workdir.join("train.log")))
+}
+
+pub fn run_train(args: TrainArgs) -> Result<()> {
+    let config = ExperimentConfig::load_with(&args.config, &args.run.set.overrides()?)?;
+    let cfg = TrainConfig::from_experiment(&config)?;
+    open_workdir(&args.run.workdir)?;
+    let (train, eval) = sources(&args.run.data, cfg.model.data.image_size)?;
+    log::info!(
+        "training {} in {} ({} training / {} eval images, backend {})",
+        config.origin,
+        args.run.workdir.display(),
+        train.len(),
+        eval.len(),
+        crate::backend::NAME
     );
+    let total = cfg.training.n_iters + 1;
+    let bar = step_bar(total);
     let bar_ref = &bar;
     let mut sampler = snapshot_sampler(&config, cfg.training.batch_size)?;
     let hooks = RunHooks::<Inner> {
@@ -138,13 +160,20 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
             move |net: &sgm_nets::ScoreNet<Inner>, dir: &Path| sampler(net, dir),
         )),
     };
-    let dev = device();
-    let summary = sgm_train::train::<Train>(
+    let devices = if args.devices == 1 {
+        vec![device()]
+    } else {
+        sgm_train::parallel::devices::<Train>(args.devices)?
+    };
+    if devices.len() > 1 {
+        log::info!("data parallel over {} devices: {devices:?}", devices.len());
+    }
+    let summary = sgm_train::train_parallel::<Train>(
         &cfg,
-        &args.workdir,
+        &args.run.workdir,
         RunData { train, eval },
-        args.resume.as_deref(),
-        &dev,
+        args.run.resume.as_deref(),
+        &devices,
         hooks,
     )?;
     bar.finish();
@@ -153,7 +182,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         summary.step,
         summary.resumed_from.unwrap_or(0),
         summary.last_loss,
-        args.workdir.join("checkpoints").display()
+        args.run.workdir.join("checkpoints").display()
     );
     Ok(())
 }

@@ -271,3 +271,102 @@ fn snapshots_write_ema_samples_and_data_prepare_explains_what_is_missing() {
         &["cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530"],
     );
 }
+
+/// `train-classifier` trains the noise-conditional WideResNet (tiny knobs) through the run loop
+/// on labelled CIFAR-format data; `sample-conditional` takes its checkpoint beside a score
+/// checkpoint and writes guided samples; bad inputs are one error each; `--devices 2` on the
+/// one-device CPU backend says so.
+#[test]
+fn classifier_trains_and_guides_sampling() {
+    let tmp = Tmp::new("train-classifier");
+    let config = tiny_config(&tmp.0, "tiny", 8);
+    // few noise levels: the guided sampler runs N predictor + corrector steps
+    let mut cfg: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    cfg["model"]
+        .as_table_mut()
+        .unwrap()
+        .insert("num_scales".into(), 12.into());
+    std::fs::write(&config, toml::to_string(&cfg).unwrap()).unwrap();
+    let data = tmp.0.join("data.bin");
+    cifar_file(&data, 16);
+    let (c, d) = (config.to_str().unwrap(), data.to_str().unwrap());
+    let clf = tmp.0.join("clf");
+    let knobs = [
+        "--depth",
+        "10",
+        "--widen-factor",
+        "1",
+        "--base-channels",
+        "4",
+        "--embedding-size",
+        "4",
+        "--set",
+        "training.n_iters=3",
+    ];
+    let mut args = vec![
+        "train-classifier",
+        c,
+        "--workdir",
+        clf.to_str().unwrap(),
+        "--train-files",
+        d,
+    ];
+    args.extend(knobs);
+    ok(&xtask(&args));
+    let clf_ck = clf.join("checkpoints-meta/checkpoint.safetensors");
+    let meta = Checkpoint::read(&clf_ck).unwrap().meta;
+    assert_eq!((meta.net.as_str(), meta.step), ("classifier", 4));
+
+    let score = tmp.0.join("score");
+    let mut args = train_args(c, score.to_str().unwrap(), d);
+    args.extend(["--set", "training.n_iters=1"]);
+    ok(&xtask(&args));
+    let score_ck = score.join("checkpoints-meta/checkpoint.safetensors");
+    let out = tmp.0.join("out");
+    let (sc, cc, o) = (
+        score_ck.to_str().unwrap(),
+        clf_ck.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    let cond = |classifier: &str, labels: &[&str]| {
+        let mut a = vec![
+            "sample-conditional",
+            "--config",
+            c,
+            "--checkpoint",
+            sc,
+            "--classifier",
+            classifier,
+            "--out",
+            o,
+            "--labels",
+        ];
+        a.extend(labels);
+        xtask(&a)
+    };
+    ok(&cond(cc, &["3", "7"]));
+    assert!(out.join("conditional.png").is_file());
+    let bytes = std::fs::read(out.join("conditional.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names = st.names();
+    assert_eq!(st.tensor(names[0]).unwrap().shape(), [2, 3, 32, 32]);
+
+    fails_with(&cond(cc, &["10"]), &["label 10", "10 classes"]);
+    fails_with(&cond(sc, &["1"]), &["not a classifier checkpoint"]);
+    // a depth that is not 6n + 4: one error naming the knob
+    let args = [
+        "train-classifier",
+        c,
+        "--workdir",
+        clf.to_str().unwrap(),
+        "--train-files",
+        d,
+        "--depth",
+        "11",
+    ];
+    fails_with(&xtask(&args), &["classifier.depth"]);
+
+    let mut args = train_args(c, score.to_str().unwrap(), d);
+    args.extend(["--devices", "2"]);
+    fails_with(&xtask(&args), &["2 devices", "1 device"]);
+}

@@ -81,6 +81,7 @@ pub mod ncsnpp;
 pub mod net;
 pub mod pickle;
 pub mod weights;
+pub mod wideresnet;
 
 pub use config::{DataConfig, ModelConfig, ModelKnobs, ModelName};
 pub use error::{NetsError, Result};
@@ -90,3 +91,4 @@ pub use weights::{
     CheckpointWeights, StateDict, load_checkpoint, load_safetensors, param_entries,
     save_safetensors, state_dict,
 };
+pub use wideresnet::{WideResNet, WideResNetConfig};

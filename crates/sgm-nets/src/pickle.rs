@@ -2,6 +2,9 @@
 //! official checkpoints), enough for `{model, ema, optimizer, step}`: dicts keep their order,
 //! lists are kept (burn-store drops them), tensors are resolved to their zip storages, and
 //! anything else (numpy scalars in the optimizer state, module metadata) is kept opaque.
+//! Python 2 strings (`SHORT_BINSTRING` / `BINSTRING`) are read as bytes and the state a `BUILD`
+//! gives an opaque object is kept ([`Value::Built`]), so numpy arrays can be decoded
+//! ([`Value::ndarray`], e.g. the CIFAR-10 python batches).
 
 use std::collections::HashMap;
 
@@ -45,23 +48,94 @@ pub enum Value {
     Global(String, String),
     /// An object built by an unknown callable (kept opaque).
     Object(Box<Value>, Box<Value>),
+    /// An opaque object and the state `BUILD` gave it (`obj.__setstate__(state)`, numpy arrays).
+    Built(Box<Value>, Box<Value>),
     /// A persistent id (torch storages).
     PersId(Box<Value>),
     /// A tensor.
     Tensor(TensorRef),
 }
 
+/// A numpy array decoded from its pickle (`numpy.core.multiarray._reconstruct` + `BUILD`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NdArray<'a> {
+    /// dtype string as numpy names it (`u1`, `f4`, `<f8`, …).
+    pub dtype: &'a str,
+    /// Shape.
+    pub shape: &'a [Value],
+    /// True for column-major data.
+    pub fortran_order: bool,
+    /// The raw data.
+    pub data: &'a [u8],
+}
+
 impl Value {
-    /// Looks up a string key of a dict.
+    /// Looks up a string key of a dict (a `str` key, or a Python 2 / bytes key of the same
+    /// characters).
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
             Value::Dict(items) => items.iter().find_map(|(k, v)| match k {
                 Value::Str(s) if s == key => Some(v),
+                Value::Bytes(b) if b == key.as_bytes() => Some(v),
                 _ => None,
             }),
             _ => None,
         }
     }
+
+    /// The numpy array this value pickles: `_reconstruct(ndarray, …)` built with the state
+    /// `(version, shape, dtype, fortran_order, data)`. Errors say what is missing.
+    pub fn ndarray(&self) -> Result<NdArray<'_>, String> {
+        let Value::Built(obj, state) = self else {
+            return Err("not a numpy array (no BUILD state)".into());
+        };
+        match obj.as_ref() {
+            Value::Object(c, _) if is_numpy(c, "_reconstruct") => {}
+            _ => return Err("not a numpy array (not built by numpy's _reconstruct)".into()),
+        }
+        let Value::Tuple(st) = state.as_ref() else {
+            return Err("numpy array state is not a tuple".into());
+        };
+        let [_, shape, dtype, fortran, data] = st.as_slice() else {
+            return Err(format!(
+                "numpy array state has {} items, expected 5",
+                st.len()
+            ));
+        };
+        let Value::Tuple(shape) = shape else {
+            return Err("numpy array shape is not a tuple".into());
+        };
+        // dtype: numpy.dtype(name, align, copy) (+ BUILD state with the byte order)
+        let dtype_obj = match dtype {
+            Value::Built(o, _) => o.as_ref(),
+            o => o,
+        };
+        let dtype = match dtype_obj {
+            Value::Object(c, args) if is_numpy(c, "dtype") => match args.as_ref() {
+                Value::Tuple(a) => match a.first() {
+                    Some(Value::Str(s)) => s.as_str(),
+                    Some(Value::Bytes(b)) => std::str::from_utf8(b).unwrap_or("?"),
+                    _ => return Err("numpy dtype without a name".into()),
+                },
+                _ => return Err("numpy dtype without arguments".into()),
+            },
+            _ => return Err("numpy array without a dtype".into()),
+        };
+        let fortran_order = matches!(fortran, Value::Bool(true) | Value::Int(1));
+        let Value::Bytes(data) = data else {
+            return Err("numpy array data is not a byte string".into());
+        };
+        Ok(NdArray {
+            dtype,
+            shape,
+            fortran_order,
+            data,
+        })
+    }
+}
+
+fn is_numpy(v: &Value, name: &str) -> bool {
+    matches!(v, Value::Global(m, n) if n == name && (m == "numpy" || m.starts_with("numpy.")))
 }
 
 fn as_usize_vec(v: &Value) -> Option<Vec<usize>> {
@@ -130,6 +204,15 @@ fn reduce(callable: Value, args: Value) -> Result<Value, String> {
             .into_iter()
             .next()
             .ok_or_else(|| "empty _rebuild_parameter".to_string()),
+        // Python 3 protocol-2 bytes: `_codecs.encode(str, 'latin1')`.
+        ("_codecs", "encode") => match items.as_slice() {
+            [Value::Str(s), Value::Str(enc)] if enc == "latin1" || enc == "latin-1" => s
+                .chars()
+                .map(|c| u8::try_from(c as u32).map_err(|_| "non-latin1 character".to_string()))
+                .collect::<Result<Vec<u8>, String>>()
+                .map(Value::Bytes),
+            _ => Ok(Value::Object(Box::new(callable), Box::new(args))),
+        },
         _ => Ok(Value::Object(Box::new(callable), Box::new(args))),
     }
 }
@@ -313,11 +396,19 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
                     String::from_utf8_lossy(s).into_owned(),
                 )));
             }
-            b'B' | b'C' | 0x8e => {
-                // BINBYTES / SHORT_BINBYTES / BINBYTES8
+            b'B' | b'C' | 0x8e | b'T' | b'U' => {
+                // BINBYTES / SHORT_BINBYTES / BINBYTES8; Python 2 BINSTRING / SHORT_BINSTRING
+                // (read as bytes, as Python 3 does with encoding='bytes')
                 let n = match op {
                     b'B' => r.u32()?,
-                    b'C' => r.u8()? as usize,
+                    b'T' => {
+                        let n = r.u32()?;
+                        if n > i32::MAX as usize {
+                            return Err("negative BINSTRING length".into());
+                        }
+                        n
+                    }
+                    b'C' | b'U' => r.u8()? as usize,
                     _ => r.len8()?,
                 };
                 let s = r.take(n)?.to_vec();
@@ -383,8 +474,17 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
                 });
             }
             b'b' => {
-                // BUILD: the state (e.g. a state dict's `_metadata`) is not needed
-                pop(&mut stack)?;
+                // BUILD: an opaque object keeps its state (numpy arrays); other state (a
+                // state dict's `_metadata`) is not needed
+                let state = pop(&mut stack)?;
+                let Some(top) = stack.last_mut() else {
+                    return Err("BUILD on an empty stack".into());
+                };
+                if matches!(top.v, Value::Object(..)) {
+                    top.absorb(&state)?;
+                    let obj = std::mem::replace(&mut top.v, Value::None);
+                    top.v = Value::Built(Box::new(obj), Box::new(state.v));
+                }
             }
             b't' | 0x85 | 0x86 | 0x87 => {
                 let items = match op {

@@ -139,6 +139,12 @@ impl<B: Backend> ModuleVisitor<B> for Lister {
 
 /// The model's parameters in registration order (= the reference's `parameters()` order).
 pub fn param_entries<B: Backend>(model: &ScoreNet<B>) -> Vec<ParamEntry> {
+    module_param_entries(model)
+}
+
+/// Any module's parameters in registration order, named by their module path (GroupNorm
+/// `gamma` / `beta` as `weight` / `bias`, `Linear` weights in PyTorch's `[out, in]` layout).
+pub fn module_param_entries<B: Backend, M: Module<B>>(model: &M) -> Vec<ParamEntry> {
     let mut l = Lister {
         path: PathStack::default(),
         out: Vec::new(),
@@ -178,39 +184,7 @@ impl<B: Backend> ModuleMapper<B> for Loader<'_> {
 /// no key may be left over. `sigmas` (optional) must have shape `[num_scales]`.
 pub fn apply_state_dict<B: Backend>(model: ScoreNet<B>, sd: &StateDict) -> Result<ScoreNet<B>> {
     let entries = param_entries(&model);
-    for e in &entries {
-        match sd.tensors.get(&e.key) {
-            None => {
-                return Err(NetsError::MissingKey {
-                    file: sd.source.clone(),
-                    key: e.key.clone(),
-                    expected: e.shape.clone(),
-                });
-            }
-            Some(t) if t.shape != e.shape => {
-                return Err(NetsError::ShapeMismatch {
-                    file: sd.source.clone(),
-                    key: e.key.clone(),
-                    found: t.shape.clone(),
-                    expected: e.shape.clone(),
-                });
-            }
-            Some(_) => {}
-        }
-    }
-    let mut unused: Vec<String> = sd
-        .tensors
-        .keys()
-        .filter(|k| k.as_str() != SIGMAS_KEY && !entries.iter().any(|e| &e.key == *k))
-        .cloned()
-        .collect();
-    if !unused.is_empty() {
-        unused.sort();
-        return Err(NetsError::UnexpectedKeys {
-            file: sd.source.clone(),
-            keys: unused,
-        });
-    }
+    check_state_dict(&entries, sd, &[SIGMAS_KEY])?;
     let sigmas = match sd.tensors.get(SIGMAS_KEY) {
         Some(t) => {
             let n = model.config().model.num_scales;
@@ -235,6 +209,56 @@ pub fn apply_state_dict<B: Backend>(model: ScoreNet<B>, sd: &StateDict) -> Resul
         model.set_sigmas(s);
     }
     Ok(model)
+}
+
+/// Every parameter of `entries` present in `sd` with its shape, and no key left over except
+/// `extra`.
+fn check_state_dict(entries: &[ParamEntry], sd: &StateDict, extra: &[&str]) -> Result<()> {
+    for e in entries {
+        match sd.tensors.get(&e.key) {
+            None => {
+                return Err(NetsError::MissingKey {
+                    file: sd.source.clone(),
+                    key: e.key.clone(),
+                    expected: e.shape.clone(),
+                });
+            }
+            Some(t) if t.shape != e.shape => {
+                return Err(NetsError::ShapeMismatch {
+                    file: sd.source.clone(),
+                    key: e.key.clone(),
+                    found: t.shape.clone(),
+                    expected: e.shape.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let mut unused: Vec<String> = sd
+        .tensors
+        .keys()
+        .filter(|k| !extra.contains(&k.as_str()) && !entries.iter().any(|e| &e.key == *k))
+        .cloned()
+        .collect();
+    if !unused.is_empty() {
+        unused.sort();
+        return Err(NetsError::UnexpectedKeys {
+            file: sd.source.clone(),
+            keys: unused,
+        });
+    }
+    Ok(())
+}
+
+/// Loads `sd` into any module (keys and shapes as [`module_param_entries`]): every parameter
+/// must be present with its shape, and no key may be left over.
+pub fn apply_module_state_dict<B: Backend, M: Module<B>>(model: M, sd: &StateDict) -> Result<M> {
+    check_state_dict(&module_param_entries(&model), sd, &[])?;
+    let mut loader = Loader {
+        path: PathStack::default(),
+        sd,
+    };
+    Ok(model.map(&mut loader))
 }
 
 struct Collector {
@@ -271,12 +295,8 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
 
 /// The model's state dict in the reference layout (parameters + float64 `sigmas`).
 pub fn state_dict<B: Backend>(model: &ScoreNet<B>) -> StateDict {
-    let mut c = Collector {
-        path: PathStack::default(),
-        out: Vec::new(),
-    };
-    model.visit(&mut c);
-    let mut tensors: HashMap<String, HostTensor> = c.out.into_iter().collect();
+    let mut sd = module_state_dict(model);
+    let tensors = &mut sd.tensors;
     let s = model.sigmas().to_vec();
     tensors.insert(
         SIGMAS_KEY.into(),
@@ -285,9 +305,19 @@ pub fn state_dict<B: Backend>(model: &ScoreNet<B>) -> StateDict {
             data: HostData::F64(s),
         },
     );
+    sd
+}
+
+/// Any module's parameters as a state dict (keys as [`module_param_entries`]).
+pub fn module_state_dict<B: Backend, M: Module<B>>(model: &M) -> StateDict {
+    let mut c = Collector {
+        path: PathStack::default(),
+        out: Vec::new(),
+    };
+    model.visit(&mut c);
     StateDict {
         source: "model".into(),
-        tensors,
+        tensors: c.out.into_iter().collect(),
     }
 }
 

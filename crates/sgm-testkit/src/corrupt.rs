@@ -313,7 +313,7 @@ impl ZipSeed {
     }
 }
 
-/// Layout of a pickle program (protocol ≤ 4 opcodes as `torch.save` writes them): opcode
+/// Layout of a pickle program (protocol ≤ 4 opcodes as `torch.save` and Python 2's cPickle write them): opcode
 /// starts, their integer / length arguments, and torch storage type names.
 pub fn pickle_layout(b: &[u8]) -> Layout {
     let mut l = Layout::default();
@@ -335,8 +335,8 @@ pub fn pickle_layout(b: &[u8]) -> Layout {
             b'J' | b'r' | b'j' => 4,
             0x95 | b'G' => 8,
             0x8a => 1 + len_at(1),
-            b'X' | b'B' => 4 + len_at(4),
-            0x8c | b'C' => 1 + len_at(1),
+            b'X' | b'B' | b'T' => 4 + len_at(4),
+            0x8c | b'C' | b'U' => 1 + len_at(1),
             0x8d | 0x8e => 8 + len_at(8),
             b'c' => {
                 let rest = &b[arg.min(b.len())..];
@@ -356,9 +356,9 @@ pub fn pickle_layout(b: &[u8]) -> Layout {
             _ => 0,
         };
         match op {
-            b'K' | b'q' | b'h' | 0x8c | b'C' | 0x8a => l.fields.push((arg, 1)),
+            b'K' | b'q' | b'h' | 0x8c | b'C' | b'U' | 0x8a => l.fields.push((arg, 1)),
             b'M' => l.fields.push((arg, 2)),
-            b'J' | b'r' | b'j' | b'X' | b'B' => l.fields.push((arg, 4)),
+            b'J' | b'r' | b'j' | b'X' | b'B' | b'T' => l.fields.push((arg, 4)),
             0x8d | 0x8e | 0x95 => l.fields.push((arg, 8)),
             _ => {}
         }

@@ -14,6 +14,7 @@
 //! * [`corrupt`]: the corruption harness of the untrusted-file loaders (seeded mutator,
 //!   format layouts, counting allocator).
 
+pub mod cifar;
 pub mod corrupt;
 
 use std::collections::HashMap;

@@ -11,26 +11,29 @@
 //! hyper-parameters, the RNG state, the data position, and the model config it was trained with
 //! (a checkpoint of another config is rejected naming the difference).
 //!
+//! The same format holds any [`TrainNet`]: score networks and the noise-conditional classifier
+//! (`net` in the metadata says which; `model_config` is that network's config).
+//!
 //! Files are written with [`sgm_fs::write_atomic`] (temp file + rename): a kill at any moment
 //! leaves the previous checkpoint or the complete new one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use burn::module::AutodiffModule;
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
-use sgm_nets::weights::{
-    HostData, HostTensor, StateDict, apply_state_dict, param_entries, state_dict,
-};
+use sgm_nets::weights::{HostData, HostTensor, StateDict};
 use sgm_nets::{CheckpointWeights, ModelConfig, ScoreNet};
 
 use crate::data::DataPosition;
 use crate::ema::Ema;
 use crate::error::{Result, TrainError};
+use crate::net::{NetConfig, TrainNet};
 use crate::optim::{Moments, Optimizer};
 use crate::rng::{RngState, TrainRng};
 use crate::trainer::TrainState;
@@ -64,8 +67,15 @@ pub struct CheckpointMeta {
     /// Where the eval data stream stands.
     #[serde(default)]
     pub eval_data: DataPosition,
-    /// The network config the weights belong to.
-    pub model_config: ModelConfig,
+    /// Which kind of network ([`NetConfig::KIND`]).
+    #[serde(default = "score_kind")]
+    pub net: String,
+    /// The network config the weights belong to (the network's own config type, as JSON).
+    pub model_config: serde_json::Value,
+}
+
+fn score_kind() -> String {
+    ModelConfig::KIND.into()
 }
 
 fn ck_err(path: &Path, msg: impl std::fmt::Display) -> TrainError {
@@ -90,19 +100,24 @@ fn bytes_of(t: &HostTensor) -> (Dtype, Vec<u8>) {
 }
 
 /// Writes `state` (+ data position) to `path` atomically.
-pub fn save<B: AutodiffBackend>(
-    state: &TrainState<B>,
+pub fn save<B, M>(
+    state: &TrainState<B, M>,
     data: DataPosition,
     eval_data: DataPosition,
     path: &Path,
-) -> Result<()> {
-    let entries = param_entries(&state.model);
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: TrainNet<B> + AutodiffModule<B>,
+    M::InnerModule: TrainNet<B::InnerBackend>,
+{
+    let entries = state.model.entries();
     let mut tensors: Vec<(String, HostTensor)> = Vec::new();
-    let model_sd = state_dict(&state.model);
+    let model_sd = state.model.weights();
     for (k, t) in model_sd.tensors {
         tensors.push((format!("{MODEL}{k}"), t));
     }
-    let ema_sd = state_dict(&state.ema.shadow);
+    let ema_sd = state.ema.shadow.weights();
     for e in entries.iter().filter(|e| e.trainable) {
         let t = ema_sd
             .tensors
@@ -134,7 +149,9 @@ pub fn save<B: AutodiffBackend>(
         rng: state.rng.state(),
         data,
         eval_data,
-        model_config: state.model.config().clone(),
+        net: <M::Config as NetConfig>::KIND.into(),
+        model_config: serde_json::to_value(state.model.net_config())
+            .map_err(|e| ck_err(path, e))?,
     };
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let bufs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors
@@ -260,35 +277,34 @@ impl Checkpoint {
         }
     }
 
-    /// Errors unless the checkpoint was written for `cfg` (dropout may differ: it is a
-    /// training-time switch, not part of the weights).
+    /// Errors unless the checkpoint was written for the score network `cfg` (dropout may
+    /// differ: it is a training-time switch, not part of the weights).
     pub fn check_config(&self, cfg: &ModelConfig) -> Result<()> {
-        let mut a = self.meta.model_config.clone();
-        let mut b = cfg.clone();
-        a.model.dropout = 0.0;
-        b.model.dropout = 0.0;
-        if a == b {
+        self.check_config_of(cfg)
+    }
+
+    /// Errors unless the checkpoint holds an `M` written for `cfg`, naming the differing knobs.
+    pub fn check_config_of<C: NetConfig>(&self, cfg: &C) -> Result<()> {
+        if self.meta.net != C::KIND {
+            return Err(ck_err(
+                &self.path,
+                format!("holds a {}, not a {}", self.meta.net, C::KIND),
+            ));
+        }
+        let stored: C = serde_json::from_value(self.meta.model_config.clone())
+            .map_err(|e| ck_err(&self.path, format!("`model_config`: {e}")))?;
+        if stored.same_weights(cfg) {
             return Ok(());
         }
-        let ja = serde_json::to_value(&a).unwrap_or_default();
-        let jb = serde_json::to_value(&b).unwrap_or_default();
         let mut diffs = Vec::new();
-        for section in ["model", "data"] {
-            if let (Some(x), Some(y)) = (ja[section].as_object(), jb[section].as_object()) {
-                for (k, v) in x {
-                    if y.get(k) != Some(v) {
-                        diffs.push(format!(
-                            "{section}.{k} = {v} in the checkpoint, {} in the config",
-                            y.get(k).cloned().unwrap_or_default()
-                        ));
-                    }
-                }
-            }
-        }
+        let ja = serde_json::to_value(&stored).unwrap_or_default();
+        let jb = serde_json::to_value(cfg).unwrap_or_default();
+        json_diffs("", &ja, &jb, &mut diffs);
         Err(ck_err(
             &self.path,
             format!(
-                "written for a different model config: {}",
+                "written for a different model config ({}): {}",
+                C::KIND,
                 if diffs.is_empty() {
                     "configs differ".into()
                 } else {
@@ -298,14 +314,24 @@ impl Checkpoint {
         ))
     }
 
-    /// The network with the model or EMA weights (for sampling / evaluation).
+    /// The score network with the model or EMA weights (for sampling / evaluation).
     pub fn weights<B: Backend>(
         &self,
         cfg: &ModelConfig,
         which: CheckpointWeights,
         device: &B::Device,
     ) -> Result<ScoreNet<B>> {
-        self.check_config(cfg)?;
+        self.module::<B, ScoreNet<B>>(cfg, which, device)
+    }
+
+    /// Any network with the model or EMA weights.
+    pub fn module<B: Backend, M: TrainNet<B>>(
+        &self,
+        cfg: &M::Config,
+        which: CheckpointWeights,
+        device: &B::Device,
+    ) -> Result<M> {
+        self.check_config_of(cfg)?;
         let mut sd = self.section(MODEL);
         if which == CheckpointWeights::Ema {
             let ema = self.section(EMA);
@@ -314,7 +340,7 @@ impl Checkpoint {
             }
             sd.tensors.extend(ema.tensors);
         }
-        Ok(apply_state_dict(ScoreNet::new(cfg, device)?, &sd)?.map(&mut Contiguous))
+        Ok(M::build(cfg, device)?.load(&sd)?.map(&mut Contiguous))
     }
 
     /// The full training state for resuming under `cfg`'s network (`optim` = the run's Adam
@@ -326,10 +352,25 @@ impl Checkpoint {
         optim: &OptimConfig,
         device: &B::Device,
     ) -> Result<TrainState<B>> {
-        let model: ScoreNet<B> = self.weights(cfg, CheckpointWeights::Model, device)?;
-        let shadow: ScoreNet<B::InnerBackend> =
-            self.weights(cfg, CheckpointWeights::Ema, device)?;
-        let entries = param_entries(&model);
+        self.train_state_of::<B, ScoreNet<B>>(cfg, optim, device)
+    }
+
+    /// [`Checkpoint::train_state`] of any network.
+    pub fn train_state_of<B, M>(
+        &self,
+        cfg: &M::Config,
+        optim: &OptimConfig,
+        device: &B::Device,
+    ) -> Result<TrainState<B, M>>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B> + AutodiffModule<B>,
+        M::InnerModule: TrainNet<B::InnerBackend, Config = M::Config>,
+    {
+        let model: M = self.module::<B, M>(cfg, CheckpointWeights::Model, device)?;
+        let shadow: M::InnerModule =
+            self.module::<B::InnerBackend, M::InnerModule>(cfg, CheckpointWeights::Ema, device)?;
+        let entries = model.entries();
         let mut moments = Vec::with_capacity(entries.len());
         for e in &entries {
             let n: usize = e.shape.iter().product();
@@ -394,5 +435,25 @@ impl Checkpoint {
             rng: TrainRng::from_state(&self.meta.rng),
         };
         Ok(state)
+    }
+}
+
+/// `a.b = x in the checkpoint, y in the config` for every leaf that differs (two levels deep).
+fn json_diffs(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a.as_object(), b.as_object()) {
+        (Some(x), Some(y)) if prefix.matches('.').count() < 2 => {
+            for (k, v) in x {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                json_diffs(&key, v, y.get(k).unwrap_or(&serde_json::Value::Null), out);
+            }
+        }
+        _ if a != b => out.push(format!(
+            "{prefix} = {a} in the checkpoint, {b} in the config"
+        )),
+        _ => {}
     }
 }

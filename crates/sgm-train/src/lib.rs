@@ -5,16 +5,21 @@
 //! * [`Optimizer`]: Adam exactly as torch's single-tensor path, linear warm-up with the lr-0
 //!   first step, global `clip_grad_norm_`.
 //! * [`Ema`]: the EMA with the `num_updates` ramp.
+//! * [`classifier`]: the noise-conditional WideResNet classifier of class-conditional
+//!   sampling: its objective, training through the same loop, its `GuidedScore` adapter.
 //! * [`demo`]: the small end-to-end run of `cargo xtask demo` (train, sample, measure).
 //! * [`generate`]: many samples in batches, seeded per image, one PNG each, resumable.
 //! * [`evaluate`]: the reference's `run_lib.evaluate` over a run's checkpoints — eval loss,
 //!   bits/dim, samples → FID / KID / IS — resumable mid-checkpoint, one report per checkpoint.
+//! * [`parallel`]: data parallelism over several devices of one process (exact: equals the
+//!   single-device step on the union batch).
 //! * [`TrainRng`]: the trainer's own resumable random stream (Burn's CPU RNG is global).
 //!
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
 //! Burn's RNG, which the step re-seeds from the run seed and step number.
 
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod data;
 pub mod demo;
@@ -22,7 +27,9 @@ pub mod ema;
 pub mod error;
 pub mod evaluate;
 pub mod generate;
+pub mod net;
 pub mod optim;
+pub mod parallel;
 pub mod rng;
 pub mod run;
 pub mod trainer;
@@ -30,8 +37,12 @@ pub mod trainer;
 pub use config::{DataTransforms, TrainConfig};
 pub use ema::{Ema, ema_decay};
 pub use error::{Result, TrainError};
+pub use net::{NetConfig, TrainNet};
 pub use optim::{Moments, OptimStats, Optimizer, lr_at};
 pub use rng::{RngState, TrainRng};
-pub use run::{Metrics, RunData, RunDir, RunHooks, RunSummary, StepHook, init_model, train};
+pub use run::{
+    Metrics, NetHooks, Objective, RunData, RunDir, RunHooks, RunSummary, StepHook, init_model,
+    init_net, run_loop, train, train_parallel,
+};
 pub use sgm_config::{OptimConfig, TrainingConfig};
 pub use trainer::{StepOutput, Stepper, TrainState};

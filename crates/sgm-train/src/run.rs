@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::{ModuleVisitor, Param};
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
@@ -34,9 +34,10 @@ use sgm_nets::ScoreNet;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::TrainConfig;
-use crate::data::{DataPosition, DataStream, ImageSource, Prefetcher, Transforms};
+use crate::data::{BatchHost, DataPosition, DataStream, ImageSource, Prefetcher, Transforms};
 use crate::error::{Result, TrainError};
-use crate::trainer::{Stepper, TrainState};
+use crate::net::TrainNet;
+use crate::trainer::{StepOutput, Stepper, TrainState};
 
 /// Name of the pre-emption checkpoint inside `checkpoints-meta/`.
 pub const META_CHECKPOINT: &str = "checkpoint.safetensors";
@@ -110,17 +111,22 @@ pub struct RunData {
 /// Called after every step with its metrics (progress bars).
 pub type StepHook<'a> = Box<dyn FnMut(&Metrics) + 'a>;
 /// Draws EMA samples of the given network into the given directory.
-pub type SampleHook<'a, IB> = Box<dyn FnMut(&ScoreNet<IB>, &Path) -> Result<()> + 'a>;
+pub type SampleHook<'a, IB> = NetSampleHook<'a, ScoreNet<IB>>;
+/// Called with the EMA module `N` and a directory at snapshots.
+pub type NetSampleHook<'a, N> = Box<dyn FnMut(&N, &Path) -> Result<()> + 'a>;
 
-/// Things the caller plugs into the loop.
-pub struct RunHooks<'a, IB: Backend> {
+/// Things the caller plugs into a score network's run.
+pub type RunHooks<'a, IB> = NetHooks<'a, ScoreNet<IB>>;
+
+/// Things the caller plugs into the loop (`N`: the EMA module).
+pub struct NetHooks<'a, N> {
     /// Called after every step with the metrics of that step (progress bars).
     pub on_step: Option<StepHook<'a>>,
     /// Draws EMA samples into `samples/iter_N/` at snapshots (when `snapshot_sampling`).
-    pub sample: Option<SampleHook<'a, IB>>,
+    pub sample: Option<NetSampleHook<'a, N>>,
 }
 
-impl<IB: Backend> Default for RunHooks<'_, IB> {
+impl<N> Default for NetHooks<'_, N> {
     fn default() -> Self {
         Self {
             on_step: None,
@@ -153,8 +159,17 @@ pub fn init_model<B: AutodiffBackend>(
     cfg: &TrainConfig,
     device: &B::Device,
 ) -> Result<ScoreNet<B>> {
-    B::seed(device, cfg.seed);
-    let model = ScoreNet::<B>::new(&cfg.model, device)?;
+    init_net::<B, ScoreNet<B>>(&cfg.model, cfg.seed, device)
+}
+
+/// [`init_model`] for any network.
+pub fn init_net<B: Backend, M: TrainNet<B>>(
+    cfg: &M::Config,
+    seed: u64,
+    device: &B::Device,
+) -> Result<M> {
+    B::seed(device, seed);
+    let model = M::build(cfg, device)?;
     model.visit(&mut ForceInit);
     Ok(model)
 }
@@ -175,6 +190,44 @@ pub(crate) fn check_shape(cfg: &TrainConfig, what: &str, source: &dyn ImageSourc
     Ok(())
 }
 
+/// What a run trains: one train step and one eval loss of a host batch. [`Stepper`] is the
+/// score networks' objective; `classifier::ClassifierStepper` the classifier's.
+pub trait Objective<B: AutodiffBackend, M: AutodiffModule<B>> {
+    /// One optimizer step on `batch`.
+    fn train_batch(
+        &self,
+        state: &mut TrainState<B, M>,
+        batch: BatchHost,
+        device: &B::Device,
+    ) -> Result<StepOutput>;
+    /// The eval loss of the EMA weights on `batch`.
+    fn eval_batch(
+        &self,
+        state: &mut TrainState<B, M>,
+        batch: BatchHost,
+        device: &B::Device,
+    ) -> Result<f64>;
+}
+
+impl<B: ConvAutodiffBackend> Objective<B, ScoreNet<B>> for Stepper {
+    fn train_batch(
+        &self,
+        state: &mut TrainState<B>,
+        batch: BatchHost,
+        device: &B::Device,
+    ) -> Result<StepOutput> {
+        self.train_step(state, to_tensor::<B>(batch, device))
+    }
+    fn eval_batch(
+        &self,
+        state: &mut TrainState<B>,
+        batch: BatchHost,
+        device: &B::Device,
+    ) -> Result<f64> {
+        self.eval_step(state, to_tensor::<B::InnerBackend>(batch, device))
+    }
+}
+
 fn append_metrics(path: &Path, m: &Metrics) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -185,7 +238,8 @@ fn append_metrics(path: &Path, m: &Metrics) -> Result<()> {
     writeln!(f, "{line}").map_err(|e| TrainError::io(path, e))
 }
 
-pub(crate) fn to_tensor<B: Backend>(b: crate::data::BatchHost, device: &B::Device) -> Tensor<B, 4> {
+/// A host batch as a `[B, C, H, W]` tensor on `device`.
+pub fn to_tensor<B: Backend>(b: BatchHost, device: &B::Device) -> Tensor<B, 4> {
     Tensor::from_data(TensorData::new(b.data, b.shape), device)
 }
 
@@ -197,9 +251,60 @@ pub fn train<B: ConvAutodiffBackend>(
     data: RunData,
     resume: Option<&Path>,
     device: &B::Device,
-    mut hooks: RunHooks<'_, B::InnerBackend>,
+    hooks: RunHooks<'_, B::InnerBackend>,
 ) -> Result<RunSummary> {
     let stepper = Stepper::new(cfg)?;
+    run_loop::<B, ScoreNet<B>, _>(
+        cfg, &cfg.model, &stepper, workdir, data, resume, device, hooks,
+    )
+}
+
+/// [`train`] with each training batch split across `devices` (`crate::parallel`: the first
+/// device is the main one and holds the model, optimizer, EMA and eval; one device = [`train`]).
+pub fn train_parallel<B: ConvAutodiffBackend>(
+    cfg: &TrainConfig,
+    workdir: &Path,
+    data: RunData,
+    resume: Option<&Path>,
+    devices: &[B::Device],
+    hooks: RunHooks<'_, B::InnerBackend>,
+) -> Result<RunSummary> {
+    let Some(main) = devices.first() else {
+        return Err(TrainError::Config {
+            key: "devices".into(),
+            msg: "no device".into(),
+        });
+    };
+    if devices.len() == 1 {
+        return train::<B>(cfg, workdir, data, resume, main, hooks);
+    }
+    let par = crate::parallel::ParallelStepper::<B> {
+        stepper: Stepper::new(cfg)?,
+        devices: devices.to_vec(),
+    };
+    run_loop::<B, ScoreNet<B>, _>(cfg, &cfg.model, &par, workdir, data, resume, main, hooks)
+}
+
+/// The loop of [`train`] for any network `M` (config `net`) and objective: `cfg` gives the
+/// schedule (`training.*`), optimizer, EMA rate (`model.ema_rate`), data shape and transforms,
+/// and seed.
+#[allow(clippy::too_many_arguments)]
+pub fn run_loop<B, M, O>(
+    cfg: &TrainConfig,
+    net: &M::Config,
+    objective: &O,
+    workdir: &Path,
+    data: RunData,
+    resume: Option<&Path>,
+    device: &B::Device,
+    mut hooks: NetHooks<'_, M::InnerModule>,
+) -> Result<RunSummary>
+where
+    B: AutodiffBackend,
+    M: TrainNet<B> + AutodiffModule<B>,
+    M::InnerModule: TrainNet<B::InnerBackend, Config = M::Config>,
+    O: Objective<B, M>,
+{
     let dir = RunDir::create(workdir)?;
     let meta = dir.meta_checkpoint();
     let resume_path = match resume {
@@ -210,15 +315,15 @@ pub fn train<B: ConvAutodiffBackend>(
     let (mut state, train_pos, eval_pos, resumed_from) = match &resume_path {
         Some(p) => {
             let ck = Checkpoint::read(p)?;
-            let st: TrainState<B> = ck.train_state(&cfg.model, &cfg.optim, device)?;
+            let st: TrainState<B, M> = ck.train_state_of::<B, M>(net, &cfg.optim, device)?;
             log::info!("resuming from {} at step {}", p.display(), st.step);
             let step = st.step;
             (st, ck.meta.data, ck.meta.eval_data, Some(step))
         }
         None => {
-            let model = init_model::<B>(cfg, device)?;
+            let model = init_net::<B, M>(net, cfg.seed, device)?;
             (
-                TrainState::new(cfg, model),
+                TrainState::fresh(model, cfg.model.model.ema_rate, cfg.optim.clone(), cfg.seed),
                 DataPosition::default(),
                 DataPosition::default(),
                 None,
@@ -258,13 +363,13 @@ pub fn train<B: ConvAutodiffBackend>(
         let step = state.step;
         let batch = batches.next_batch()?;
         let next_pos = batch.next;
-        let out = stepper.train_step(&mut state, to_tensor::<B>(batch, device))?;
+        let out = objective.train_batch(&mut state, batch, device)?;
         train_pos = next_pos;
         last_loss = out.loss;
         since += 1;
         let eval_loss = if step % t.eval_freq == 0 {
             let b = eval_stream.next_batch()?;
-            Some(stepper.eval_step(&mut state, to_tensor::<B::InnerBackend>(b, device))?)
+            Some(objective.eval_batch(&mut state, b, device)?)
         } else {
             None
         };

@@ -2,6 +2,7 @@
 //! `optimize_fn` (warm-up, global clip, Adam) → `step += 1` → EMA update; an eval step is the
 //! loss of the EMA weights in eval mode (no dropout), with no gradient.
 
+use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -30,12 +31,13 @@ pub struct StepOutput {
 }
 
 /// Model, EMA, optimizer, step counter and RNG of a run (the reference's `state` dict + RNG).
+/// `M` is the trained network: a score network by default, or the classifier.
 #[derive(Debug, Clone)]
-pub struct TrainState<B: AutodiffBackend> {
+pub struct TrainState<B: AutodiffBackend, M: AutodiffModule<B> = ScoreNet<B>> {
     /// Trained network (autodiff backend).
-    pub model: ScoreNet<B>,
+    pub model: M,
     /// EMA of the network (inner backend).
-    pub ema: Ema<ScoreNet<B::InnerBackend>>,
+    pub ema: Ema<M::InnerModule>,
     /// Adam moments.
     pub optim: Optimizer<B::InnerBackend>,
     /// Completed optimizer steps (`state['step']`).
@@ -71,13 +73,39 @@ pub(crate) fn scalar<B: Backend>(t: Tensor<B, 1>) -> Result<f64> {
 impl<B: AutodiffBackend> TrainState<B> {
     /// A fresh state: EMA = the model's weights, no Adam moments, step 0, RNG from the seed.
     pub fn new(cfg: &TrainConfig, model: ScoreNet<B>) -> Self {
-        let ema = Ema::new(&model, cfg.model.model.ema_rate);
+        Self::fresh(model, cfg.model.model.ema_rate, cfg.optim.clone(), cfg.seed)
+    }
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> TrainState<B, M> {
+    /// The rest of a train step once the gradients of the batch loss (`loss_value`) are known:
+    /// `optimize_fn` (warm-up, global clip, Adam), `step += 1`, EMA update. On error
+    /// (non-finite gradients) the state is unchanged.
+    pub fn apply(&mut self, grads: GradientsParams, loss_value: f64) -> Result<StepOutput> {
+        let step = self.step + 1;
+        let mut optim = self.optim.clone();
+        let (model, stats) = optim.step(self.model.clone(), grads, self.step)?;
+        self.model = model;
+        self.optim = optim;
+        self.step = step;
+        self.ema.update(&self.model);
+        Ok(StepOutput {
+            step,
+            loss: loss_value,
+            optim: stats,
+        })
+    }
+
+    /// A fresh state of any network: EMA (decay `ema_rate`) = the model's weights, no Adam
+    /// moments, step 0, loss RNG from `seed`.
+    pub fn fresh(model: M, ema_rate: f64, optim: sgm_config::OptimConfig, seed: u64) -> Self {
+        let ema = Ema::new(&model, ema_rate);
         Self {
             model,
             ema,
-            optim: Optimizer::new(cfg.optim.clone()),
+            optim: Optimizer::new(optim),
             step: 0,
-            rng: TrainRng::new(cfg.seed, LOSS_STREAM),
+            rng: TrainRng::new(seed, LOSS_STREAM),
         }
     }
 }
@@ -133,17 +161,7 @@ impl Stepper {
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-        let mut optim = state.optim.clone();
-        let (model, stats) = optim.step(state.model.clone(), grads, state.step)?;
-        state.model = model;
-        state.optim = optim;
-        state.step = step;
-        state.ema.update(&state.model);
-        Ok(StepOutput {
-            step,
-            loss: loss_value,
-            optim: stats,
-        })
+        state.apply(grads, loss_value)
     }
 
     /// Eval loss of the EMA weights on `batch`, drawing from the state's RNG.

@@ -2,7 +2,7 @@
 //! (random horizontal flip) → (uniform dequantisation) → data scaler (`2x − 1` when centered),
 //! batched `[B, C, H, W]`, infinite for training, `drop_remainder`.
 //!
-//! * Sources ([`ImageSource`]): CIFAR-10 binary batches ([`cifar`]), image folders
+//! * Sources ([`ImageSource`]): CIFAR-10 binary or python batches ([`cifar`]), image folders
 //!   ([`folder`]), or any in-memory `u8` array.
 //! * Order and transforms are pure functions of `(seed, epoch, index)` ([`DataStream`]): each
 //!   epoch is a seeded permutation; the flip / dequantisation draws of an item come from a
@@ -13,7 +13,7 @@ pub mod cifar;
 pub mod folder;
 pub mod stream;
 
-pub use cifar::{Cifar10, Cifar10Split, prepare as prepare_cifar10};
+pub use cifar::{Cifar10, Cifar10Format, Cifar10Split, prepare as prepare_cifar10};
 pub use folder::ImageFolder;
 pub use stream::{BatchHost, DataPosition, DataStream, Prefetcher, Transforms};
 
@@ -31,6 +31,10 @@ pub trait ImageSource: Send + Sync {
     fn shape(&self) -> [usize; 3];
     /// Pixels of image `i` (`C·H·W` bytes, planar). Errors name the file it came from.
     fn get(&self, i: usize) -> Result<Vec<u8>>;
+    /// Class label of image `i`, when the source has labels (CIFAR-10).
+    fn label(&self, _i: usize) -> Option<u8> {
+        None
+    }
 }
 
 /// Images held in memory (`n · C·H·W` bytes) with optional labels.
@@ -64,5 +68,8 @@ impl ImageSource for InMemoryImages {
     fn get(&self, i: usize) -> Result<Vec<u8>> {
         let per = self.shape.iter().product::<usize>();
         Ok(self.pixels[i * per..(i + 1) * per].to_vec())
+    }
+    fn label(&self, i: usize) -> Option<u8> {
+        self.labels.get(i).copied()
     }
 }

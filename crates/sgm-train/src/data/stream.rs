@@ -39,6 +39,8 @@ pub struct BatchHost {
     pub shape: [usize; 4],
     /// Values.
     pub data: Vec<f32>,
+    /// Class labels of the images (empty when the source has none).
+    pub labels: Vec<u8>,
     /// Stream position after this batch.
     pub next: DataPosition,
 }
@@ -170,9 +172,11 @@ impl DataStream {
             self.transform(&px, epoch, index + k as u64, &mut data);
         }
         self.pos.index += bs;
+        let labels: Option<Vec<u8>> = ids.iter().map(|&i| self.source.label(i as usize)).collect();
         Ok(BatchHost {
             shape: [self.batch_size, c, h, w],
             data,
+            labels: labels.unwrap_or_default(),
             next: self.pos,
         })
     }
