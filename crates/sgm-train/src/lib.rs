@@ -5,6 +5,8 @@
 //! * [`Optimizer`]: Adam exactly as torch's single-tensor path, linear warm-up with the lr-0
 //!   first step, global `clip_grad_norm_`.
 //! * [`Ema`]: the EMA with the `num_updates` ramp.
+//! * [`bench`]: the benchmark tables of `cargo xtask bench` (networks, train step, sampler
+//!   overhead, Inception features) for any backend.
 //! * [`demo`]: the small end-to-end run of `cargo xtask demo` (train, sample, measure).
 //! * [`generate`]: many samples in batches, seeded per image, one PNG each, resumable.
 //! * [`TrainRng`]: the trainer's own resumable random stream (Burn's CPU RNG is global).
@@ -12,6 +14,7 @@
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
 //! Burn's RNG, which the step re-seeds from the run seed and step number.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
