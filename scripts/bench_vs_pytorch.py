@@ -1,6 +1,8 @@
-"""PyTorch CPU side of `scripts/bench_vs_pytorch.sh`: the same rows as sgm-nets' `conv` and
-`ncsnpp` benches, on the official score_sde_pytorch models (forward + backward of mean(out²),
-batch 8, 32×32, medians after one warm-up). Prints `ROW <name> <seconds>` lines.
+"""PyTorch CPU side of `scripts/bench_vs_pytorch.sh`: the same rows as sgm-nets' `conv` bench
+and `cargo xtask bench` (networks, train step), on the official score_sde_pytorch models
+(forward; forward + backward of mean(out²); the reference's own train step `losses.get_step_fn`
+= loss + backward + `optimization_manager` (warm-up, clip, Adam) + EMA update), batch 8, 32×32,
+medians after one warm-up. Prints `ROW <name> <seconds>` lines.
 
 Usage: python bench_vs_pytorch.py REF_CHECKOUT [ITERS]
 REF_CHECKOUT = a checkout of yang-song/score_sde_pytorch. Its `op` package builds CUDA
@@ -72,7 +74,12 @@ def main():
 
     img = (torch.arange(8 * 3 * 32 * 32) * 7919 % 251).float().div(251.0).reshape(8, 3, 32, 32)
     sig = torch.tensor([0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0])
-    rows = [("ncsnpp32", ncsnpp_deep, 32), ("ncsnpp128", ncsnpp_deep, 128), ("ddpmpp128", ddpmpp, 128)]
+    rows = [
+        ("ncsnpp32", ncsnpp_deep, 32),
+        ("ncsnpp128", ncsnpp_deep, 128),
+        ("ddpmpp32", ddpmpp, 32),
+        ("ddpmpp128", ddpmpp, 128),
+    ]
     for name, cfg_mod, nf in rows:
         cfg = cfg_mod.get_config()
         cfg.model.nf = nf
@@ -86,6 +93,40 @@ def main():
         fb = median_time(iters, lambda: step(net(img, sig)))
         print(f"ROW {name}_fwd {fwd:.4f}")
         print(f"ROW {name}_fwdbwd {fb:.4f}")
+    for name, cfg_mod, nf in rows:
+        print(f"ROW {name}_train {train_step_time(cfg_mod, nf, img, iters):.4f}")
+
+
+def train_step_time(cfg_mod, nf, img, iters):
+    """Median seconds of the reference's `get_step_fn(train=True)` step: the official config
+    (dropout as configured) with `nf` set, batch 8, Adam + warm-up + clipping + EMA."""
+    import losses
+    import sde_lib
+    from models import ncsnpp
+    from models.ema import ExponentialMovingAverage
+
+    cfg = cfg_mod.get_config()
+    cfg.model.nf = nf
+    cfg.training.batch_size = img.shape[0]
+    cfg.device = torch.device("cpu")
+    if cfg.training.sde == "vesde":
+        sde = sde_lib.VESDE(cfg.model.sigma_min, cfg.model.sigma_max, cfg.model.num_scales)
+    else:
+        sde = sde_lib.VPSDE(cfg.model.beta_min, cfg.model.beta_max, cfg.model.num_scales)
+    net = ncsnpp.NCSNpp(cfg)
+    ema = ExponentialMovingAverage(net.parameters(), decay=cfg.model.ema_rate)
+    optimizer = losses.get_optimizer(cfg, net.parameters())
+    state = dict(optimizer=optimizer, model=net, ema=ema, step=0)
+    step_fn = losses.get_step_fn(
+        sde,
+        train=True,
+        optimize_fn=losses.optimization_manager(cfg),
+        reduce_mean=cfg.training.reduce_mean,
+        continuous=cfg.training.continuous,
+        likelihood_weighting=cfg.training.likelihood_weighting,
+    )
+    batch = img * 2.0 - 1.0 if cfg.data.centered else img
+    return median_time(iters, lambda: step_fn(state, batch))
 
 
 if __name__ == "__main__":

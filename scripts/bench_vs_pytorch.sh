@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# sgm (Flex, CPU) beside PyTorch CPU on this machine, one sitting: conv3x3 128→128 at
-# [8,128,32,32] fwd+bwd, the 4×[conv3x3, GroupNorm, SiLU] stack, NCSN++ cont. deep (nf 32, 128)
-# and DDPM++ cont. forward and fwd+bwd at batch 8. Prints both times and sgm / PyTorch.
+# sgm (CPU backend) beside PyTorch CPU on this machine, one sitting: conv3x3 128→128 at
+# [8,128,32,32] fwd+bwd and the 4×[conv3x3, GroupNorm, SiLU] stack (sgm-nets' `conv` bench, dev
+# profile), then `cargo xtask bench` (release: NCSN++ cont. deep and DDPM++ cont. at nf 32 / 128,
+# batch 8 — forward, fwd+bwd and the full train step — plus the sampler and Inception tables),
+# then the same rows on the official PyTorch models (`bench_vs_pytorch.py`, whose train step is
+# the reference's `losses.get_step_fn`). Prints both times and sgm / PyTorch.
 #
 # Env: SGM_TORCH_VENV   virtualenv with torch (created with `pip install torch numpy
 #                        ml_collections` when missing; default ~/.cache/sgm-torch-venv)
 #      SCORE_SDE_PYTORCH checkout of yang-song/score_sde_pytorch (required)
-#      SGM_BENCH_ITERS   timed iterations (default 3)
+#      SGM_BENCH_ITERS   timed iterations (default 3; one warm-up on both sides)
+#      SGM_BENCH_OUT     folder for the raw results (default: a temp folder; sgm.json is the
+#                        full `xtask bench --json` report)
 #      CARGO_TARGET_DIR  as usual
 # Both sides use 2 threads' worth of cores: torch.set_num_threads(2), rayon's default pool.
 set -euo pipefail
@@ -18,9 +23,16 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet torch numpy ml_collections
 fi
-out=$(mktemp -d)
+out=${SGM_BENCH_OUT:-$(mktemp -d)}
+mkdir -p "$out"
 SGM_BENCH_ITERS=$iters cargo test -q -p sgm-nets --bench conv | tee "$out/sgm.txt"
-SGM_BENCH_ITERS=$iters cargo test -q -p sgm-nets --bench ncsnpp | tee -a "$out/sgm.txt"
+cargo xtask bench --runs "$iters" --json "$out/sgm.json" | tee "$out/xtask-bench.md"
+"$venv/bin/python" - "$out/sgm.json" >> "$out/sgm.txt" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["rows"]:
+    if r["timing"]:
+        print(f"ROW {r['id']} {r['timing']['median_s']:.4f}")
+PY
 "$venv/bin/python" scripts/bench_vs_pytorch.py "$ref" "$iters" | tee "$out/torch.txt"
 echo
 printf '%-18s %10s %10s %8s\n' row sgm_s torch_s ratio

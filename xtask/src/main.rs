@@ -1,6 +1,7 @@
 //! `cargo xtask …` — the sgm command line. Backend by cargo feature (see `backend.rs`).
 
 mod backend;
+mod bench;
 mod classifier;
 mod config;
 mod demo;
@@ -76,6 +77,9 @@ enum Command {
     Inpaint(sample::ControlArgs),
     /// Colorize PNG images (converted to grey first) with the PC colorizer.
     Colorize(sample::ControlArgs),
+    /// Print the benchmark tables of docs/benchmarks.md on the compiled backend (networks,
+    /// train step, sampler overhead, Inception features).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -108,6 +112,7 @@ fn main() {
         Command::FidStats(args) => fid::run_fid_stats(args),
         Command::Inpaint(args) => sample::run_controllable(args, false),
         Command::Colorize(args) => sample::run_controllable(args, true),
+        Command::Bench(args) => bench::run_bench_command(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

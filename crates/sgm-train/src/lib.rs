@@ -7,6 +7,8 @@
 //! * [`Ema`]: the EMA with the `num_updates` ramp.
 //! * [`classifier`]: the noise-conditional WideResNet classifier of class-conditional
 //!   sampling: its objective, training through the same loop, its `GuidedScore` adapter.
+//! * [`bench`]: the benchmark tables of `cargo xtask bench` (networks, train step, sampler
+//!   overhead, Inception features) for any backend.
 //! * [`demo`]: the small end-to-end run of `cargo xtask demo` (train, sample, measure).
 //! * [`generate`]: many samples in batches, seeded per image, one PNG each, resumable.
 //! * [`evaluate`]: the reference's `run_lib.evaluate` over a run's checkpoints — eval loss,
@@ -18,6 +20,7 @@
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
 //! Burn's RNG, which the step re-seeds from the run seed and step number.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
