@@ -29,7 +29,8 @@ pub struct LikelihoodArgs {
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Hutchinson probe: rademacher (reference default) or gaussian.
-    #[arg(long, default_value = "rademacher")]
+    #[arg(long, default_value = "rademacher", ignore_case = true,
+          value_parser = crate::sample::one_of(Hutchinson::ALL.map(Hutchinson::name)))]
     pub hutchinson: String,
     /// Skip uniform dequantisation (the reference dequantises its bpd dataset).
     #[arg(long)]

@@ -4,17 +4,33 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
+use clap::builder::PossibleValuesParser;
 use indicatif::{ProgressBar, ProgressStyle};
 use sde_core::{AnySde, BackendNoise, ScoreFn, ScoreFunction};
 use sgm_config::{ConfigSampler, ExperimentConfig, Override};
 use sgm_nets::ScoreNet;
-use sgm_sample::{Rk45Options, Sampler, SigmaMethod, SigmaSampler};
+use sgm_sample::sigma::ALL_KINDS;
+use sgm_sample::{Corrector, Predictor, Rk45Options, Sampler, SigmaMethod, SigmaSampler};
 use sgm_train::generate::{GenerateOptions, generate};
 
 use crate::backend::{Inner, device};
 use crate::config::SetArgs;
 use crate::images;
 use crate::model::Weights;
+
+/// A clap parser accepting exactly `names` (case-insensitive with `ignore_case`): listed in
+/// `--help`, and a wrong value is a clap error before any config or checkpoint is read.
+pub fn one_of(names: impl IntoIterator<Item = &'static str>) -> PossibleValuesParser {
+    PossibleValuesParser::new(names)
+}
+
+/// `--method`: `pc`, `ode` or a fast sampler of `sgm_sample::sigma`.
+pub fn method_names() -> Vec<&'static str> {
+    ["pc", "ode"]
+        .into_iter()
+        .chain(ALL_KINDS.map(|k| k.name()))
+        .collect()
+}
 
 /// What every generating command needs: config, checkpoint, seed, output folder.
 #[derive(clap::Args, Debug, Clone)]
@@ -70,7 +86,7 @@ pub struct SamplerArgs {
     /// dpmpp_2m | euler_ancestral | dpm_2_ancestral | dpmpp_2s_ancestral | dpmpp_sde |
     /// dpmpp_2m_sde | dpmpp_3m_sde | dpm_fast | dpm_adaptive (fast samplers: `--steps` = noise
     /// levels, default 18).
-    #[arg(long)]
+    #[arg(long, ignore_case = true, value_parser = one_of(method_names()))]
     pub method: Option<String>,
     /// Fast samplers: noise schedule karras | exponential | polyexponential | vp.
     #[arg(long, default_value = "karras")]
@@ -82,10 +98,10 @@ pub struct SamplerArgs {
     #[arg(long = "kwarg", value_name = "KEY=VALUE")]
     pub kwargs: Vec<String>,
     /// euler_maruyama | reverse_diffusion | ancestral_sampling | none (`sampling.predictor`).
-    #[arg(long)]
+    #[arg(long, ignore_case = true, value_parser = one_of(Predictor::ALL.map(Predictor::name)))]
     pub predictor: Option<String>,
     /// langevin | ald | none (`sampling.corrector`).
-    #[arg(long)]
+    #[arg(long, ignore_case = true, value_parser = one_of(Corrector::ALL.map(Corrector::name)))]
     pub corrector: Option<String>,
     /// Corrector signal-to-noise ratio (`sampling.snr`).
     #[arg(long)]

@@ -277,7 +277,10 @@ fn sample_with_fast_samplers() {
             &["--method", "heun", "--kwarg", "eta=1"][..],
             "takes no option `eta`",
         ),
-        (&["--method", "hune"][..], "unknown sampler `hune`"),
+        (
+            &["--method", "hune"][..],
+            "invalid value 'hune' for '--method",
+        ),
         (
             &["--method", "euler", "--schedule", "cosine"][..],
             "unknown schedule",
@@ -575,4 +578,47 @@ fn fid_and_fid_stats_on_cifar_batches() {
     ok(&o);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("FID: ") && out.contains("KID: "), "{out}");
+}
+
+/// Typed options: a wrong `--method`, `--predictor`, `--corrector` or `--hutchinson` is one
+/// clap error listing the valid names, raised before any config or checkpoint is read.
+#[test]
+fn typed_sampler_options_are_checked_before_anything_is_loaded() {
+    let model = [
+        "--config",
+        "no-such-config",
+        "--checkpoint",
+        "/nonexistent/ck.pth",
+    ];
+    for (cmd, flag, bad, valid) in [
+        ("sample", "--method", "hune", "dpmpp_2m"),
+        ("sample", "--predictor", "euler", "euler_maruyama"),
+        ("sample", "--corrector", "langevn", "langevin"),
+        ("likelihood", "--hutchinson", "normal", "rademacher"),
+    ] {
+        let mut args = vec![cmd];
+        args.extend(model);
+        if cmd == "likelihood" {
+            args.extend(["--data", "/nonexistent/data"]);
+        }
+        args.extend([flag, bad]);
+        let o = xtask(&args);
+        common::fails_with(&o, &[&format!("invalid value '{bad}' for '{flag}"), valid]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("no-such-config"),
+            "{flag}: read the config first: {err}"
+        );
+    }
+    // Names are case-insensitive, as the reference's registries.
+    let o = xtask(&[
+        "sample",
+        "--config",
+        "no-such-config",
+        "--checkpoint",
+        "/x.pth",
+        "--predictor",
+        "Euler_Maruyama",
+    ]);
+    common::fails_with(&o, &["no-such-config"]);
 }

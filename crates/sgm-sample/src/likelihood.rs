@@ -25,6 +25,18 @@ pub enum Hutchinson {
 }
 
 impl Hutchinson {
+    /// Both probe distributions, the reference default first.
+    pub const ALL: [Hutchinson; 2] = [Hutchinson::Rademacher, Hutchinson::Gaussian];
+
+    /// Lower-case name (the reference's `hutchinson_type` spells them `Rademacher` /
+    /// `Gaussian`; [`Hutchinson::from_name`] takes either).
+    pub fn name(self) -> &'static str {
+        match self {
+            Hutchinson::Rademacher => "rademacher",
+            Hutchinson::Gaussian => "gaussian",
+        }
+    }
+
     /// Parses `Gaussian` / `Rademacher` (case-insensitive).
     pub fn from_name(name: &str) -> Result<Self> {
         match name.to_ascii_lowercase().as_str() {

@@ -310,3 +310,88 @@ fn data_smaller_than_a_batch_is_an_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An official score_sde_pytorch `checkpoint_k.pth` placed in `checkpoints/` (the reference's
+/// layout) is evaluated like sgm's own checkpoint holding the same EMA weights: for every
+/// `nets/` fixture case (official checkpoints of the case's config), `checkpoint_1.pth` and a
+/// `checkpoint_2.safetensors` written from its EMA weights give the same eval loss, and the
+/// official one reports step 1 · snapshot_freq.
+#[test]
+fn official_pth_checkpoints_evaluate_like_their_weights() {
+    let mut checker = sgm_testkit::Checker::new();
+    for case in sgm_testkit::cases("nets") {
+        checker.visit(&case);
+        let model = &case.json["model"];
+        let name = model["base_config"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("configs/")
+            .trim_end_matches(".py");
+        let mut o: Vec<Override> = model["overrides"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}").parse().unwrap())
+            .collect();
+        for kv in [
+            "model.dropout=0.0",
+            "eval.batch_size=2",
+            "eval.begin_ckpt=1",
+            "eval.end_ckpt=2",
+            "eval.enable_loss=true",
+            "eval.enable_bpd=false",
+            "eval.enable_sampling=false",
+        ] {
+            o.push(kv.parse().unwrap());
+        }
+        let exp = ExperimentConfig::load_with(name, &o).unwrap();
+        let cfg = TrainConfig::from_experiment(&exp).unwrap();
+        let dir = scratch(&format!("pth-{}", case.id().replace('/', "-")));
+        let ckdir = dir.join("checkpoints");
+        std::fs::create_dir_all(&ckdir).unwrap();
+        let pth = case.dir.join("checkpoint.pth");
+        std::fs::copy(&pth, ckdir.join("checkpoint_1.pth")).unwrap();
+        let net = exp
+            .load_network::<TestAutodiff>(&pth, sgm_nets::CheckpointWeights::Ema, &device())
+            .unwrap();
+        let state = sgm_train::TrainState::new(&cfg, net);
+        let position = sgm_train::data::DataPosition::default();
+        sgm_train::checkpoint::save(
+            &state,
+            position,
+            position,
+            &ckdir.join("checkpoint_2.safetensors"),
+        )
+        .unwrap();
+
+        let size = exp.image_shape()[1];
+        let data = RunData {
+            train: Arc::new(generated_discs(4, size, 1)),
+            eval: Arc::new(generated_discs(4, size, 2)),
+        };
+        let opts = EvalOptions::from_config(&exp);
+        let s = evaluate::<TestAutodiff>(&exp, &dir, &data, &opts, &device(), &mut |_| {});
+        let s = match s {
+            Ok(s) => s,
+            Err(e) => {
+                checker.fail(&case, format!("evaluate: {e}"));
+                continue;
+            }
+        };
+        let [official, ours] = [&s.reports[0], &s.reports[1]];
+        let (a, b) = (
+            official.loss.as_ref().unwrap().mean,
+            ours.loss.as_ref().unwrap().mean,
+        );
+        if !(a.is_finite() && a == b) {
+            checker.fail(&case, format!("eval loss {a} (.pth) vs {b} (same weights)"));
+        }
+        if official.step != cfg.training.snapshot_freq || ours.step != 0 {
+            checker.fail(&case, format!("steps {} / {}", official.step, ours.step));
+        }
+        if !official.checkpoint.ends_with("checkpoint_1.pth") {
+            checker.fail(&case, format!("read {}", official.checkpoint.display()));
+        }
+    }
+    checker.finish("official .pth checkpoints under evaluate");
+}

@@ -224,7 +224,25 @@ pub fn bits_per_dim<B: ConvAutodiffBackend, N: NoiseSource<B>>(
     Ok((v, out.nfe))
 }
 
-/// The checkpoint files `begin ..= end` of `run`; any missing is one error listing them.
+/// Checkpoint `k` of `run`: sgm's `checkpoints/checkpoint_k.safetensors`, or else an official
+/// score_sde_pytorch `checkpoints/checkpoint_k.pth` placed there (the reference's layout).
+pub fn checkpoint_file(run: &RunDir, k: u32) -> PathBuf {
+    let ours = run.checkpoint(k as u64);
+    let official = ours.with_extension("pth");
+    if !ours.is_file() && official.is_file() {
+        official
+    } else {
+        ours
+    }
+}
+
+/// True for an official `.pth` checkpoint (read by `ExperimentConfig::load_network`).
+fn is_official(file: &Path) -> bool {
+    file.extension().is_some_and(|e| e == "pth")
+}
+
+/// The checkpoint files `begin ..= end` of `run` ([`checkpoint_file`]); any missing is one
+/// error listing them.
 pub fn checkpoint_range(run: &RunDir, begin: u32, end: u32) -> Result<Vec<PathBuf>> {
     if begin > end {
         return Err(TrainError::Config {
@@ -232,7 +250,7 @@ pub fn checkpoint_range(run: &RunDir, begin: u32, end: u32) -> Result<Vec<PathBu
             msg: format!("{begin} is after eval.end_ckpt = {end}"),
         });
     }
-    let files: Vec<PathBuf> = (begin..=end).map(|k| run.checkpoint(k as u64)).collect();
+    let files: Vec<PathBuf> = (begin..=end).map(|k| checkpoint_file(run, k)).collect();
     let missing: Vec<String> = (begin..=end)
         .zip(&files)
         .filter(|(_, f)| !f.is_file())
@@ -719,9 +737,22 @@ pub fn evaluate<B: ConvAutodiffBackend>(
     let mut reports = Vec::new();
     for (k, file) in (opts.begin_ckpt..=opts.end_ckpt).zip(files) {
         let started = Instant::now();
-        let ck = Checkpoint::read(&file)?;
         // reference: `ema.copy_to(score_model.parameters())`
-        let net: ScoreNet<B> = ck.weights(&model_cfg, CheckpointWeights::Ema, device)?;
+        let (net, step): (ScoreNet<B>, u64) = if is_official(&file) {
+            // An official checkpoint_k.pth was saved at step k·snapshot_freq (run_lib.train:
+            // `save_step = step // snapshot_freq`).
+            let net = exp
+                .load_network::<B>(&file, CheckpointWeights::Ema, device)
+                .map_err(|e| TrainError::Checkpoint {
+                    path: file.clone(),
+                    msg: e.to_string(),
+                })?;
+            (net, k as u64 * cfg.training.snapshot_freq)
+        } else {
+            let ck = Checkpoint::read(&file)?;
+            let net = ck.weights(&model_cfg, CheckpointWeights::Ema, device)?;
+            (net, ck.meta.step)
+        };
         let inner = net.valid();
         let ckpt_dir = dir.join(format!("ckpt_{k}"));
         std::fs::create_dir_all(&ckpt_dir).map_err(|e| TrainError::io(&ckpt_dir, e))?;
@@ -732,7 +763,7 @@ pub fn evaluate<B: ConvAutodiffBackend>(
             dir: ckpt_dir,
             ckpt: k,
             base: json!({
-                "checkpoint_step": ck.meta.step,
+                "checkpoint_step": step,
                 "seed": cfg.seed,
                 "model": serde_json::to_value(&model_cfg).unwrap_or_default(),
             }),
@@ -754,7 +785,7 @@ pub fn evaluate<B: ConvAutodiffBackend>(
         };
         let report = CheckpointReport {
             ckpt: k,
-            step: ck.meta.step,
+            step,
             checkpoint: file,
             loss,
             bpd,
