@@ -59,13 +59,15 @@ pub enum CudnnMode {
 impl CudnnMode {
     /// The mode named by `SGM_CUDNN_MODE` (unset or empty: [`CudnnMode::Fast`]).
     pub fn from_env() -> Result<Self, CudnnError> {
-        match std::env::var(MODE_ENV) {
-            Err(_) => Ok(Self::Fast),
-            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "" | "fast" => Ok(Self::Fast),
-                "deterministic" => Ok(Self::Deterministic),
-                _ => Err(CudnnError::BadMode(v)),
-            },
+        Self::parse(std::env::var(MODE_ENV).ok().as_deref())
+    }
+
+    /// A mode from the value of `SGM_CUDNN_MODE` (`None`: unset).
+    pub fn parse(value: Option<&str>) -> Result<Self, CudnnError> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("" | "fast") => Ok(Self::Fast),
+            Some("deterministic") => Ok(Self::Deterministic),
+            Some(_) => Err(CudnnError::BadMode(value.unwrap_or_default().to_string())),
         }
     }
 }
@@ -282,4 +284,45 @@ pub(crate) fn backward<R: CubeRuntime>(
     });
     run.unwrap_or_else(|e| fail("backward", &key, e));
     (dx.map(back), dw.map(back))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_from_the_environment_value() {
+        assert_eq!(CudnnMode::parse(None).unwrap(), CudnnMode::Fast);
+        assert_eq!(CudnnMode::parse(Some("")).unwrap(), CudnnMode::Fast);
+        assert_eq!(CudnnMode::parse(Some(" Fast ")).unwrap(), CudnnMode::Fast);
+        let det = CudnnMode::parse(Some("deterministic")).unwrap();
+        assert_eq!(det, CudnnMode::Deterministic);
+        let err = CudnnMode::parse(Some("tf32")).unwrap_err().to_string();
+        assert!(
+            err.contains("SGM_CUDNN_MODE") && err.contains("tf32"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_library_error_says_how_to_install_it() {
+        let msg = CudnnError::LibraryMissing.to_string();
+        for needle in [
+            "libcudnn.so.9",
+            "apt install libcudnn9-cuda-12",
+            "nvidia-cudnn-cu12",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
+        }
+        assert!(
+            msg.contains("LD_LIBRARY_PATH") && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn same_type_cast_only_between_equal_types() {
+        assert_eq!(same::<u32, u32>(7), Ok(7));
+        assert_eq!(same::<u32, i32>(7), Err(7));
+    }
 }

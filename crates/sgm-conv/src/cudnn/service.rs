@@ -292,16 +292,16 @@ impl CudnnService {
         let (gpu, plan) = self.parts(key)?;
         let find_data = dx.is_some() && plan.data.is_none();
         let find_filter = dw.is_some() && plan.filter.is_none();
-        let handles = |ws: Option<&Handle>| {
+        // [x, w, dy, workspace, dx, dw]: the order of the pointers below.
+        let handles = |ws: Option<&'_ Handle>| -> [Option<Handle>; 6] {
             [
-                Some(&x.handle),
-                Some(&w.handle),
-                Some(&dy.handle),
-                ws.map(|h| h as &Handle),
-                dx.map(|t| &t.handle),
-                dw.map(|t| &t.handle),
+                Some(x.handle.clone()),
+                Some(w.handle.clone()),
+                Some(dy.handle.clone()),
+                ws.cloned(),
+                dx.map(|t| t.handle.clone()),
+                dw.map(|t| t.handle.clone()),
             ]
-            .map(|h| h.cloned())
         };
         if find_data || find_filter {
             let ws = workspace(&client, FIND_WORKSPACE_BYTES);
