@@ -25,14 +25,13 @@ use std::time::Instant;
 use burn::backend::Flex;
 use burn::module::{AutodiffModule, Module};
 use burn::prelude::*;
-use burn::record::{FullPrecisionSettings, Record};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::TensorPrimitive;
 use burn::tensor::activation::silu;
 use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
 use sde_core::{Labels, ScoreModel};
 use sgm_config::ExperimentConfig;
 use sgm_conv::ConvBackend;
-use sgm_nets::ScoreNet;
 use sgm_nets::layers::init::{conv3x3, group_norm};
 use sgm_testkit::{TestAutodiff, TestBackend, device};
 use sgm_train::{Stepper, TrainConfig, TrainState};
@@ -98,7 +97,10 @@ fn input<B: Backend>(shape: [usize; 4], seed: usize) -> Tensor<B, 4> {
 
 fn labels<B: Backend>(b: usize) -> Labels<B> {
     let s: Vec<f32> = (0..b).map(|i| 0.01 + (i % 16) as f32 * 3.0).collect();
-    Labels::Float(Tensor::from_data(TensorData::new(s, [b]), &Default::default()))
+    Labels::Float(Tensor::from_data(
+        TensorData::new(s, [b]),
+        &Default::default(),
+    ))
 }
 
 fn prim<B: Backend>(t: Tensor<B, 4>) -> FloatTensor<B> {
@@ -113,14 +115,12 @@ fn drop_prim<B: Backend>(p: FloatTensor<B>) {
 fn agree(name: &str, config: &str, report: &mut Report) -> bool {
     let exp = ExperimentConfig::load(config).expect("official config");
     let cpu_net = exp.network::<Flex>(&Default::default()).expect("network");
-    let item = cpu_net
-        .clone()
-        .into_record()
-        .into_item::<FullPrecisionSettings>();
-    let record = <ScoreNet<G> as Module<G>>::Record::from_item::<FullPrecisionSettings>(
-        item,
-        &device(),
-    );
+    // Records are typed by backend: move the weights through bytes (full precision).
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = recorder
+        .record(cpu_net.clone().into_record(), ())
+        .expect("record to bytes");
+    let record = recorder.load(bytes, &device()).expect("record from bytes");
     let gpu_net = exp
         .network::<G>(&device())
         .expect("network")
@@ -242,8 +242,8 @@ fn main() {
     let batch = env_usize("SGM_BENCH_BATCH", 128);
     let iters = env_usize("SGM_BENCH_ITERS", 10);
     let warm = 3;
-    let sections = std::env::var("SGM_BENCH_SECTIONS")
-        .unwrap_or_else(|_| "agree,conv,stack,nets".into());
+    let sections =
+        std::env::var("SGM_BENCH_SECTIONS").unwrap_or_else(|_| "agree,conv,stack,nets".into());
     let file = std::env::var_os("SGM_BENCH_OUT").map(|p| {
         std::fs::OpenOptions::new()
             .create(true)
