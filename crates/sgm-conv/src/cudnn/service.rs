@@ -115,10 +115,11 @@ unsafe impl Send for CudnnService {}
 
 impl DeviceService for CudnnService {
     fn init(device_id: DeviceId) -> Self {
+        let mode = CudnnMode::from_env();
         Self {
-            // An invalid SGM_CUDNN_MODE is reported by `super::check` / the first call.
-            mode: CudnnMode::from_env().unwrap_or(CudnnMode::Fast),
-            gpu: Gpu::new(device_id.index_id as usize),
+            mode: mode.clone().unwrap_or_default(),
+            // An invalid SGM_CUDNN_MODE fails every call of the device with its error.
+            gpu: mode.and_then(|_| Gpu::new(device_id.index_id as usize)),
             plans: HashMap::new(),
         }
     }
