@@ -19,7 +19,9 @@ pub type Inner = burn::backend::Flex;
 pub type Train = Autodiff<Inner>;
 
 /// Human-readable backend name.
-pub const NAME: &str = if cfg!(feature = "cuda") {
+pub const NAME: &str = if cfg!(feature = "cudnn") {
+    "cuda + cuDNN convolutions"
+} else if cfg!(feature = "cuda") {
     "cuda"
 } else if cfg!(feature = "wgpu") {
     "wgpu"
@@ -32,4 +34,16 @@ pub const NAME: &str = if cfg!(feature = "cuda") {
 /// The default device of the selected backend.
 pub fn device() -> Device<Inner> {
     Default::default()
+}
+
+/// Start-up check of the backend's run-time libraries: with `cudnn`, loads cuDNN and creates the
+/// device's handle, so a missing `libcudnn` is one clear error (how to install it) before any
+/// work. Nothing to check for the other backends.
+pub fn check() -> anyhow::Result<()> {
+    #[cfg(feature = "cudnn")]
+    {
+        let info = sgm_conv::cudnn::check(&device())?;
+        log::info!("cuDNN {} ({:?} mode)", info.version, info.mode);
+    }
+    Ok(())
 }

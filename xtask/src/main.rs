@@ -84,6 +84,11 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    let uses_device = !matches!(cli.command, Command::Config { .. } | Command::Data { .. });
+    if let Err(e) = uses_device.then(backend::check).unwrap_or(Ok(())) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let result: anyhow::Result<()> = match cli.command {
         Command::Info => {
             println!(

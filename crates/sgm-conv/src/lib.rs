@@ -25,8 +25,12 @@
 //! all with Burn's kernels except Flex, and `Autodiff<B>` over any of them.
 
 mod autodiff;
+#[cfg(feature = "cudnn")]
+pub mod cudnn;
 #[cfg(feature = "flex")]
 pub mod flex;
+#[cfg(feature = "cudnn")]
+mod fusion_ops;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -255,6 +259,9 @@ where
 {
 }
 
+/// CubeCL backends: Burn's kernels, except on the CUDA runtime with feature `cudnn`, where f32
+/// convolutions run through cuDNN ([`cudnn`]; the runtime is checked at run time, since a
+/// separate `impl` for `CudaRuntime` would overlap this one).
 #[cfg(feature = "cubecl")]
 impl<R, F, I, BT> ConvBackend for burn_cubecl::CubeBackend<R, F, I, BT>
 where
@@ -262,9 +269,81 @@ where
     F: burn_cubecl::FloatElement,
     I: burn_cubecl::IntElement,
     BT: burn_cubecl::BoolElement,
-    Self: Backend,
+    Self: Backend<FloatTensorPrimitive = burn_cubecl::tensor::CubeTensor<R>>,
 {
+    #[cfg(feature = "cudnn")]
+    fn conv2d_forward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let others: Vec<_> = bias.iter().collect();
+        match cudnn::applies(&x, &weight, &others, &options) {
+            Some(key) => cudnn::forward(key, x, weight, bias),
+            None => <Self as burn::tensor::ops::ModuleOps<Self>>::conv2d(x, weight, bias, options),
+        }
+    }
+
+    #[cfg(feature = "cudnn")]
+    fn conv2d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::INPUT)
+            .x
+            .expect("input gradient requested")
+    }
+
+    #[cfg(feature = "cudnn")]
+    fn conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::WEIGHT)
+            .weight
+            .expect("weight gradient requested")
+    }
+
+    #[cfg(feature = "cudnn")]
+    fn conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        needed: GradsNeeded,
+    ) -> ConvGrads<Self> {
+        let key = cudnn::applies(&x, &weight, &[&output_grad], &options)
+            .filter(|k| output_grad.meta.shape().as_slice() == k.out().as_slice());
+        let Some(key) = key else {
+            use burn::tensor::ops::ModuleOps;
+            let (input_grad, weight_grad) = (Self::conv2d_x_backward, Self::conv2d_weight_backward);
+            return conv2d_grads_with(
+                x,
+                weight,
+                output_grad,
+                options,
+                needed,
+                input_grad,
+                weight_grad,
+            );
+        };
+        if !needed.x && !needed.weight {
+            return ConvGrads {
+                x: None,
+                weight: None,
+            };
+        }
+        let (dx, dw) = cudnn::backward(key, x, weight, output_grad, needed);
+        ConvGrads { x: dx, weight: dw }
+    }
 }
 
-#[cfg(feature = "fusion")]
+/// Fusion backends without `cudnn`: Burn's conv ops (Fusion's own IR ops, which run the inner
+/// backend's `ModuleOps`).
+#[cfg(all(feature = "fusion", not(feature = "cudnn")))]
 impl<B: burn_fusion::FusionBackend> ConvBackend for burn_fusion::Fusion<B> {}
