@@ -81,7 +81,9 @@ fn main() {
             println!(
                 "GPU autotune / kernel cache: {}",
                 sgm_conv::cubecl_cache::cache_dir()
-                    .map_or("CubeCL's default locations".into(), |d| d.display().to_string())
+                    .map_or("CubeCL's default locations".into(), |d| d
+                        .display()
+                        .to_string())
             );
             Ok(())
         }

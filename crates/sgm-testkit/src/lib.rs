@@ -119,7 +119,7 @@ pub fn cases(group: &str) -> Vec<Case> {
     if let Some(keep) = case_filter(group) {
         dirs.retain(|d| {
             let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
-            name.is_some_and(|n| keep.iter().any(|k| *k == n))
+            name.is_some_and(|n| keep.contains(&n))
         });
         assert!(
             !dirs.is_empty(),
