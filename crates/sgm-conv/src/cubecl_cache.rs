@@ -9,7 +9,7 @@
 //! ```text
 //! $SGM_CUBECL_CACHE, else $XDG_CACHE_HOME/sgm, else $HOME/.cache/sgm
 //!     └── cubecl-<CACHE_VERSION>/
-//!         ├── autotune/   (CubeCL's autotune cache: the chosen kernel per op, shape and device)
+//!         ├── autotune/0.10.0/<device>/   (CubeCL's autotune cache: chosen kernel per op and shape key)
 //!         └── kernels/    (compiled kernels: CUDA; wgpu with SPIR-V — WGSL pipelines are not cached)
 //! ```
 //!
@@ -58,7 +58,8 @@ fn default_root() -> PathBuf {
 /// the autotune and kernel caches moved under `dir`.
 pub fn config_with_caches(dir: &Path) -> CubeClRuntimeConfig {
     let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
-    config.autotune.cache = CacheConfig::File(dir.join("autotune"));
+    // CubeCL appends `autotune/<cubecl version>/<device>/` itself
+    config.autotune.cache = CacheConfig::File(dir.to_path_buf());
     config.compilation.cache = Some(CacheConfig::File(dir.join("kernels")));
     config
 }
