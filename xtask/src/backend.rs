@@ -31,6 +31,16 @@ pub const NAME: &str = if cfg!(feature = "cudnn") {
     "flex (CPU)"
 };
 
+/// Puts CubeCL's autotune and kernel caches in sgm's versioned cache directory
+/// (`sgm_conv::cubecl_cache`, docs/gpu.md); a no-op on the CPU backends. Call before any tensor op.
+pub fn init_caches() -> anyhow::Result<()> {
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    if let Some(dir) = sgm_conv::cubecl_cache::configure().map_err(anyhow::Error::msg)? {
+        log::debug!("GPU autotune / kernel cache: {}", dir.display());
+    }
+    Ok(())
+}
+
 /// The default device of the selected backend.
 pub fn device() -> Device<Inner> {
     Default::default()

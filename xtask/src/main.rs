@@ -84,6 +84,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = backend::init_caches() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let uses_device = !matches!(cli.command, Command::Config { .. } | Command::Data { .. });
     if let Err(e) = uses_device.then(backend::check).unwrap_or(Ok(())) {
         eprintln!("error: {e:#}");
@@ -97,6 +101,14 @@ fn main() {
                 backend::NAME
             );
             println!("device: {:?}", backend::device());
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            println!(
+                "GPU autotune / kernel cache: {}",
+                sgm_conv::cubecl_cache::cache_dir()
+                    .map_or("CubeCL's default locations".into(), |d| d
+                        .display()
+                        .to_string())
+            );
             Ok(())
         }
         Command::Demo(args) => demo::run_demo_command(args),

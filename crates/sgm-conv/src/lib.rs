@@ -25,6 +25,8 @@
 //! all with Burn's kernels except Flex, and `Autodiff<B>` over any of them.
 
 mod autodiff;
+#[cfg(feature = "cubecl")]
+pub mod cubecl_cache;
 #[cfg(feature = "cudnn")]
 pub mod cudnn;
 #[cfg(feature = "flex")]

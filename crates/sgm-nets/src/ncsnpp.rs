@@ -7,7 +7,7 @@ use crate::config::{EmbeddingType, ModelConfig, Progressive, ProgressiveInput, R
 use crate::layers::init::{act, conv3x3, dense, group_norm_pp};
 use crate::layers::{
     AttnBlock, BlockKnobs, Combine, Cursor, FourierProjection, Layer, Resample, Resampler,
-    ResnetBlockBigGan, ResnetBlockDdpm, fir, timestep_embedding,
+    ResnetBlockBigGan, ResnetBlockDdpm, TraceEntry, fir, timestep_embedding,
 };
 
 const SQRT2: f64 = std::f64::consts::SQRT_2;
@@ -207,10 +207,25 @@ impl<B: ConvBackend> Ncsnpp<B> {
     /// (done by the caller, which owns the `sigmas` table). `labels` are float
     /// (σ for Fourier, the timestep for positional embeddings).
     pub fn forward_unscaled(&self, x: Tensor<B, 4>, labels: Tensor<B, 1>) -> Tensor<B, 4> {
+        self.run(&mut Cursor::new(&self.all_modules), x, labels)
+    }
+
+    /// [`Ncsnpp::forward_unscaled`] that also returns every module's output, in call order
+    /// (the per-module comparison of backends, docs/gpu.md).
+    pub fn forward_traced(
+        &self,
+        x: Tensor<B, 4>,
+        labels: Tensor<B, 1>,
+    ) -> (Tensor<B, 4>, Vec<TraceEntry<B>>) {
+        let mut cur = Cursor::traced(&self.all_modules);
+        let out = self.run(&mut cur, x, labels);
+        (out, cur.into_trace())
+    }
+
+    fn run(&self, cur: &mut Cursor<'_, B>, x: Tensor<B, 4>, labels: Tensor<B, 1>) -> Tensor<B, 4> {
         let m = &self.cfg.model;
         let a = m.nonlinearity;
         let levels = self.cfg.num_resolutions();
-        let mut cur = Cursor::new(&self.all_modules);
         let temb = match m.embedding_type {
             // temb = GFP(log σ)
             EmbeddingType::Fourier => cur.fourier(labels.log()),

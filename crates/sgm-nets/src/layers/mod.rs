@@ -59,15 +59,63 @@ impl<B: Backend> Layer<B> {
 
 /// Walks `all_modules` in call order, as the reference's `m_idx` counter does. The module list
 /// is built by this crate, so a kind mismatch is an internal invariant violation.
+/// With [`Cursor::traced`] it also records every module's output (the per-module comparison of
+/// backends, docs/gpu.md).
 pub struct Cursor<'a, B: Backend> {
     modules: &'a [Layer<B>],
     idx: usize,
+    trace: Option<Vec<TraceEntry<B>>>,
+}
+
+/// The output of one module of a traced forward pass.
+#[derive(Debug, Clone)]
+pub struct TraceEntry<B: Backend> {
+    /// Index in `all_modules`.
+    pub index: usize,
+    /// Reference class name.
+    pub class: &'static str,
+    /// Output shape.
+    pub dims: Vec<usize>,
+    /// Output values, flattened row-major.
+    pub values: Tensor<B, 1>,
 }
 
 impl<'a, B: ConvBackend> Cursor<'a, B> {
     /// Cursor at module 0.
     pub fn new(modules: &'a [Layer<B>]) -> Self {
-        Self { modules, idx: 0 }
+        Self {
+            modules,
+            idx: 0,
+            trace: None,
+        }
+    }
+
+    /// Cursor at module 0 that records every module's output ([`Cursor::into_trace`]).
+    pub fn traced(modules: &'a [Layer<B>]) -> Self {
+        Self {
+            trace: Some(Vec::new()),
+            ..Self::new(modules)
+        }
+    }
+
+    /// The recorded module outputs (empty unless built with [`Cursor::traced`]).
+    pub fn into_trace(self) -> Vec<TraceEntry<B>> {
+        self.trace.unwrap_or_default()
+    }
+
+    /// Records `out` as the output of the module just applied.
+    fn record<const D: usize>(&mut self, out: Tensor<B, D>) -> Tensor<B, D> {
+        if let Some(trace) = &mut self.trace {
+            let dims = out.dims().to_vec();
+            let n: usize = dims.iter().product();
+            trace.push(TraceEntry {
+                index: self.idx - 1,
+                class: self.modules[self.idx - 1].class(),
+                dims,
+                values: out.clone().reshape([n]),
+            });
+        }
+        out
     }
 
     /// The next module.
@@ -92,45 +140,50 @@ impl<'a, B: ConvBackend> Cursor<'a, B> {
 
     /// Applies the next module as a 4-D → 4-D map (convs, norms, attention, resamplers).
     pub fn apply(&mut self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        match self.next_layer() {
+        let out = match self.next_layer() {
             Layer::Conv(c) => conv2d_module(c, x),
             Layer::Norm(n) => n.forward(x),
             Layer::Attn(a) => a.forward(x),
             Layer::Resample(r) => r.forward(x),
             _ => self.mismatch("a conv / norm / attention / resampler"),
-        }
+        };
+        self.record(out)
     }
 
     /// Applies the next module as a residual block.
     pub fn block(&mut self, x: Tensor<B, 4>, temb: Option<&Tensor<B, 2>>) -> Tensor<B, 4> {
-        match self.next_layer() {
+        let out = match self.next_layer() {
             Layer::BigGan(b) => b.forward(x, temb),
             Layer::Ddpm(b) => b.forward(x, temb),
             _ => self.mismatch("a residual block"),
-        }
+        };
+        self.record(out)
     }
 
     /// Applies the next module as a dense layer.
     pub fn dense(&mut self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        match self.next_layer() {
+        let out = match self.next_layer() {
             Layer::Dense(d) => d.forward(x),
             _ => self.mismatch("Linear"),
-        }
+        };
+        self.record(out)
     }
 
     /// Applies the next module as the Fourier projection.
     pub fn fourier(&mut self, x: Tensor<B, 1>) -> Tensor<B, 2> {
-        match self.next_layer() {
+        let out = match self.next_layer() {
             Layer::Fourier(f) => f.forward(x),
             _ => self.mismatch("GaussianFourierProjection"),
-        }
+        };
+        self.record(out)
     }
 
     /// Applies the next module as a Combine of pyramid `x` into `y`.
     pub fn combine(&mut self, x: Tensor<B, 4>, y: Tensor<B, 4>) -> Tensor<B, 4> {
-        match self.next_layer() {
+        let out = match self.next_layer() {
             Layer::Combine(c) => c.forward(x, y),
             _ => self.mismatch("Combine"),
-        }
+        };
+        self.record(out)
     }
 }
