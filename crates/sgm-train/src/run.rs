@@ -142,7 +142,8 @@ pub struct RunSummary {
     pub step: u64,
     /// Step the run started from (0, or the resumed checkpoint's).
     pub resumed_from: Option<u64>,
-    /// Last training loss.
+    /// Last training loss (a resumed run with no step left: the last one in `metrics.jsonl`;
+    /// NaN when there is none).
     pub last_loss: f64,
 }
 
@@ -226,6 +227,14 @@ impl<B: ConvAutodiffBackend> Objective<B, ScoreNet<B>> for Stepper {
     ) -> Result<f64> {
         self.eval_step(state, to_tensor::<B::InnerBackend>(batch, device))
     }
+}
+
+/// The training loss of the last line of `metrics.jsonl` (a resumed run that has no step left
+/// to do reports it); `None` without a readable line.
+fn last_logged_loss(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    serde_json::from_str::<serde_json::Value>(line).ok()?["loss"].as_f64()
 }
 
 fn append_metrics(path: &Path, m: &Metrics) -> Result<()> {
@@ -356,7 +365,10 @@ where
     let mut batches = Prefetcher::new(train_stream, 4);
     let mut train_pos = train_pos;
     let t = &cfg.training;
-    let mut last_loss = f64::NAN;
+    let mut last_loss = match resumed_from {
+        Some(_) => last_logged_loss(&dir.metrics()).unwrap_or(f64::NAN),
+        None => f64::NAN,
+    };
     let mut clock = Instant::now();
     let mut since = 0u64;
     while state.step <= t.n_iters {

@@ -53,6 +53,8 @@ fn tiny_demo_writes_its_report_and_measures_sensibly() {
     let rerun = run_demo::<TestAutodiff>(&opts, &device(), Some(Box::new(|_| again += 1))).unwrap();
     assert_eq!(again, 0);
     assert_eq!(rerun.resumed_from, Some(report.steps));
+    // …and reports the last logged loss, not NaN.
+    assert!(rerun.last_loss.is_finite(), "{}", rerun.last_loss);
     assert_eq!(rerun.trained_pc.swd, report.trained_pc.swd);
     let _ = std::fs::remove_dir_all(&dir);
 }
