@@ -105,28 +105,6 @@ impl<B: FusionBackend + ConvBackend> ConvBackend for Fusion<B> {
             .output()
     }
 
-    fn conv2d_input_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::INPUT)
-            .x
-            .expect("input gradient requested")
-    }
-
-    fn conv2d_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::WEIGHT)
-            .weight
-            .expect("weight gradient requested")
-    }
-
     fn conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

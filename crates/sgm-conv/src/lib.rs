@@ -86,29 +86,10 @@ pub trait ConvBackend: Backend {
         Self::conv2d(x, weight, bias, options)
     }
 
-    /// `∂L/∂x` from the output gradient `output_grad` `[N, C_out, H_out, W_out]`.
-    fn conv2d_input_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_x_backward(x, weight, output_grad, options)
-    }
-
-    /// `∂L/∂w` from the output gradient.
-    fn conv2d_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_weight_backward(x, weight, output_grad, options)
-    }
-
-    /// Both gradients in one call (what `Autodiff` calls). Backends that can share work or
-    /// synchronisation between the two (one pass over the batch on CPU, one stream bracket for
-    /// cuDNN) override this; the default calls the two methods above.
+    /// The requested gradients (what `Autodiff` calls), from the output gradient `output_grad`
+    /// `[N, C_out, H_out, W_out]`. The one gradient method a backend overrides: a fast kernel
+    /// shares work or synchronisation between the two (one pass over the batch on CPU, one stream
+    /// bracket for cuDNN); the default is Burn's two kernels ([`burn_conv2d_grads`]).
     fn conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -116,37 +97,46 @@ pub trait ConvBackend: Backend {
         options: ConvOptions<2>,
         needed: GradsNeeded,
     ) -> ConvGrads<Self> {
-        let (input_grad, weight_grad) = (Self::conv2d_input_grad, Self::conv2d_weight_grad);
-        conv2d_grads_with(
-            x,
-            weight,
-            output_grad,
-            options,
-            needed,
-            input_grad,
-            weight_grad,
-        )
+        burn_conv2d_grads::<Self>(x, weight, output_grad, options, needed)
+    }
+
+    /// `∂L/∂x` alone ([`ConvBackend::conv2d_backward`] with [`GradsNeeded::INPUT`]).
+    fn conv2d_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::INPUT)
+            .x
+            .expect("input gradient requested")
+    }
+
+    /// `∂L/∂w` alone ([`ConvBackend::conv2d_backward`] with [`GradsNeeded::WEIGHT`]).
+    fn conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::WEIGHT)
+            .weight
+            .expect("weight gradient requested")
     }
 }
 
-/// A gradient kernel: `(x, weight, output_grad, options) → gradient`.
-pub type GradKernel<B> =
-    fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, ConvOptions<2>) -> FloatTensor<B>;
-
-/// The requested gradients from two separate kernels (the default of
-/// [`ConvBackend::conv2d_backward`], and the fallback of fast kernels to Burn's
-/// `ModuleOps::conv2d_x_backward` / `conv2d_weight_backward`).
-pub fn conv2d_grads_with<B: Backend>(
+/// The requested gradients from Burn's own kernels (`ModuleOps::conv2d_x_backward` /
+/// `conv2d_weight_backward`): the default of [`ConvBackend::conv2d_backward`] and the fallback
+/// of the fast kernels for shapes they do not take.
+pub fn burn_conv2d_grads<B: Backend>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
     output_grad: FloatTensor<B>,
     options: ConvOptions<2>,
     needed: GradsNeeded,
-    input_grad: GradKernel<B>,
-    weight_grad: GradKernel<B>,
 ) -> ConvGrads<B> {
     let gx = needed.x.then(|| {
-        input_grad(
+        B::conv2d_x_backward(
             x.clone(),
             weight.clone(),
             output_grad.clone(),
@@ -155,7 +145,7 @@ pub fn conv2d_grads_with<B: Backend>(
     });
     let gw = needed
         .weight
-        .then(|| weight_grad(x, weight, output_grad, options));
+        .then(|| B::conv2d_weight_backward(x, weight, output_grad, options));
     ConvGrads { x: gx, weight: gw }
 }
 
@@ -288,30 +278,6 @@ where
     }
 
     #[cfg(feature = "cudnn")]
-    fn conv2d_input_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::INPUT)
-            .x
-            .expect("input gradient requested")
-    }
-
-    #[cfg(feature = "cudnn")]
-    fn conv2d_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::WEIGHT)
-            .weight
-            .expect("weight gradient requested")
-    }
-
-    #[cfg(feature = "cudnn")]
     fn conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -322,17 +288,7 @@ where
         let key = cudnn::applies(&x, &weight, &[&output_grad], &options)
             .filter(|k| output_grad.meta.shape().as_slice() == k.out().as_slice());
         let Some(key) = key else {
-            use burn::tensor::ops::ModuleOps;
-            let (input_grad, weight_grad) = (Self::conv2d_x_backward, Self::conv2d_weight_backward);
-            return conv2d_grads_with(
-                x,
-                weight,
-                output_grad,
-                options,
-                needed,
-                input_grad,
-                weight_grad,
-            );
+            return burn_conv2d_grads::<Self>(x, weight, output_grad, options, needed);
         };
         if !needed.x && !needed.weight {
             return ConvGrads {

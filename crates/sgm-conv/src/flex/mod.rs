@@ -10,7 +10,7 @@ use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{DType, TensorMetadata};
 use burn_flex::{Flex, FlexTensor};
 
-use crate::{ConvBackend, ConvGrads, GradsNeeded, conv2d_grads_with};
+use crate::{ConvBackend, ConvGrads, GradsNeeded, burn_conv2d_grads};
 use kernel::Geometry;
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -62,28 +62,6 @@ impl ConvBackend for Flex {
         tensor(y, [g.n, g.o, g.ho, g.wo])
     }
 
-    fn conv2d_input_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::INPUT)
-            .x
-            .expect("input gradient requested")
-    }
-
-    fn conv2d_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        options: ConvOptions<2>,
-    ) -> FloatTensor<Self> {
-        Self::conv2d_backward(x, weight, output_grad, options, GradsNeeded::WEIGHT)
-            .weight
-            .expect("weight gradient requested")
-    }
-
     fn conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -94,17 +72,7 @@ impl ConvBackend for Flex {
         let fast = fast_geometry(&x, &weight, &[&output_grad], &options)
             .filter(|g| dims4(&output_grad) == [g.n, g.o, g.ho, g.wo]);
         let Some(g) = fast else {
-            use burn::tensor::ops::ModuleOps;
-            let (input_grad, weight_grad) = (Flex::conv2d_x_backward, Flex::conv2d_weight_backward);
-            return conv2d_grads_with(
-                x,
-                weight,
-                output_grad,
-                options,
-                needed,
-                input_grad,
-                weight_grad,
-            );
+            return burn_conv2d_grads::<Flex>(x, weight, output_grad, options, needed);
         };
         let wshape = dims4(&weight);
         let (x, weight, dy) = (values(&x), values(&weight), values(&output_grad));
