@@ -5,9 +5,17 @@ and `cargo xtask bench` (networks, train step), on the official score_sde_pytorc
 medians after one warm-up. Prints `ROW <name> <seconds>` lines.
 
 Usage: python bench_vs_pytorch.py REF_CHECKOUT [ITERS]
+       python bench_vs_pytorch.py REF_CHECKOUT ITERS --cuda BATCH
 REF_CHECKOUT = a checkout of yang-song/score_sde_pytorch. Its `op` package builds CUDA
 extensions at import; on CPU the reference only uses `upfirdn2d_native`, so this script loads
 just those two functions from `op/upfirdn2d.py`.
+
+`--cuda BATCH` is the PyTorch side of `crates/sgm-train/benches/gpu.rs` (scripts/gpu_check.sh):
+the same rows at batch BATCH on the GPU, PyTorch's defaults (cuDNN, TF32 convolutions),
+`ROW torch_<name> <median ms> <min ms>` after 3 warm-ups, each run ending with
+`torch.cuda.synchronize()`. FIR resampling there also runs `upfirdn2d_native` (the reference's
+compiled CUDA kernel is not built: it needs a JIT compile at import); the networks' FIR layers are
+a small share of their time.
 """
 
 import ast
@@ -50,8 +58,84 @@ def step(y):
     y.square().mean().backward()
 
 
+def gpu_ms(warm, iters, fn):
+    """(median, min) ms of `iters` runs after `warm` warm-ups, each ending with a device sync."""
+    for _ in range(warm):
+        fn()
+        torch.cuda.synchronize()
+    ts = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts), min(ts)
+
+
+def gpu_main(ref, iters, batch, device="cuda"):
+    """The rows of `crates/sgm-train/benches/gpu.rs` (same inputs, same names) on the reference."""
+    sys.path.insert(0, ref)
+    stub_op(ref)
+    from configs.ve import cifar10_ncsnpp_deep_continuous as ncsnpp_deep
+    from configs.vp import cifar10_ddpmpp_continuous as ddpmpp
+    from models import ncsnpp
+
+    dev = torch.device(device)
+    warm = 3
+    print(f"# torch {torch.__version__}, {torch.cuda.get_device_name()}, batch {batch}, "
+          f"{iters} timed runs after {warm} warm-ups, ms (median, min); "
+          f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}, "
+          f"cudnn.benchmark={torch.backends.cudnn.benchmark}")
+
+    def pattern(shape, seed):
+        n = 1
+        for d in shape:
+            n *= d
+        v = ((torch.arange(n, dtype=torch.float64) + seed) * 7919 % 251) / 125.5 - 1.0
+        return v.float().reshape(shape).to(dev)
+
+    def row(name, fn):
+        med, mn = gpu_ms(warm, iters, fn)
+        print(f"ROW torch_{name} {med:.3f} {mn:.3f}", flush=True)
+
+    x = pattern([batch, 128, 32, 32], 1)
+    w = (pattern([128, 128, 3, 3], 2) * 0.03).contiguous()
+    dy = pattern([batch, 128, 32, 32], 3)
+    conv_bwd = torch.ops.aten.convolution_backward
+    args = ([1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    row("conv_fwd", lambda: torch.nn.functional.conv2d(x, w, padding=1))
+    row("conv_bwd_data", lambda: conv_bwd(dy, x, w, None, *args, [True, False, False]))
+    row("conv_bwd_weight", lambda: conv_bwd(dy, x, w, None, *args, [False, True, False]))
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(dev)
+    xa = x.clone().requires_grad_()
+    row("conv_fwdbwd", lambda: (conv(xa) * dy).sum().backward())
+    layers = []
+    for _ in range(4):
+        layers += [torch.nn.Conv2d(128, 128, 3, padding=1), torch.nn.GroupNorm(32, 128), torch.nn.SiLU()]
+    stack = torch.nn.Sequential(*layers).to(dev)
+    xs = pattern([batch, 128, 32, 32], 4).requires_grad_()
+    row("stack", lambda: stack(xs).square().mean().backward())
+
+    sig = torch.tensor([0.01 + (i % 16) * 3.0 for i in range(batch)], device=dev)
+    img = pattern([batch, 3, 32, 32], 5)
+    for name, cfg_mod in (("ncsnpp_deep", ncsnpp_deep), ("ddpmpp", ddpmpp)):
+        cfg = cfg_mod.get_config()
+        cfg.device = dev
+        net = ncsnpp.NCSNpp(cfg).to(dev)
+        net.eval()
+        with torch.no_grad():
+            row(f"{name}_fwd", lambda: net(img, sig))
+        batch_img = pattern([batch, 3, 32, 32], 6) * 0.5
+        med, mn = gpu_ms(warm, iters, reference_step(cfg_mod, cfg.model.nf, batch_img, dev))
+        print(f"ROW torch_{name}_step {med:.3f} {mn:.3f}", flush=True)
+
+
 def main():
     ref = sys.argv[1]
+    if "--cuda" in sys.argv:
+        batch = int(sys.argv[sys.argv.index("--cuda") + 1])
+        gpu_main(ref, int(sys.argv[2]), batch)
+        return
     iters = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     torch.set_num_threads(2)
     sys.path.insert(0, ref)
@@ -100,6 +184,13 @@ def main():
 def train_step_time(cfg_mod, nf, img, iters):
     """Median seconds of the reference's `get_step_fn(train=True)` step: the official config
     (dropout as configured) with `nf` set, batch 8, Adam + warm-up + clipping + EMA."""
+    return median_time(iters, reference_step(cfg_mod, nf, img, torch.device("cpu")))
+
+
+def reference_step(cfg_mod, nf, img, device):
+    """A closure running one reference training step (`losses.get_step_fn(train=True)`: loss,
+    backward, `optimization_manager` warm-up + clipping + Adam, EMA) of the official config with
+    `nf` set, on `img`'s batch, on `device`."""
     import losses
     import sde_lib
     from models import ncsnpp
@@ -108,12 +199,12 @@ def train_step_time(cfg_mod, nf, img, iters):
     cfg = cfg_mod.get_config()
     cfg.model.nf = nf
     cfg.training.batch_size = img.shape[0]
-    cfg.device = torch.device("cpu")
+    cfg.device = device
     if cfg.training.sde == "vesde":
         sde = sde_lib.VESDE(cfg.model.sigma_min, cfg.model.sigma_max, cfg.model.num_scales)
     else:
         sde = sde_lib.VPSDE(cfg.model.beta_min, cfg.model.beta_max, cfg.model.num_scales)
-    net = ncsnpp.NCSNpp(cfg)
+    net = ncsnpp.NCSNpp(cfg).to(device)
     ema = ExponentialMovingAverage(net.parameters(), decay=cfg.model.ema_rate)
     optimizer = losses.get_optimizer(cfg, net.parameters())
     state = dict(optimizer=optimizer, model=net, ema=ema, step=0)
@@ -126,7 +217,7 @@ def train_step_time(cfg_mod, nf, img, iters):
         likelihood_weighting=cfg.training.likelihood_weighting,
     )
     batch = img * 2.0 - 1.0 if cfg.data.centered else img
-    return median_time(iters, lambda: step_fn(state, batch))
+    return lambda: step_fn(state, batch)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,22 @@
 //! the test of a GPU backend. For every configuration the same re-drawn weights, images and
 //! labels go through both backends; forward outputs, the input gradient and every parameter
 //! gradient of `sum(out · w)` are compared with the scale-relative rule (fixtures README §3) at
-//! the `nets` tolerance times the GPU bound ([`sgm_testkit::GPU_TOLERANCE_SCALE`]). A failing
+//! the `nets` tolerance times the GPU bound ([`sgm_testkit::ALLOWANCE_SCALE`]). A failing
 //! configuration names the first module (`all_modules.<i>`) whose output diverges. The compared
 //! output is the network's before the `scale_by_sigma` division (one host-side scalar division).
 //!
 //! Only meaningful on a GPU build (`--features sgm-testkit/wgpu` or `/cuda`); on the CPU build it
 //! says so and returns. `SGM_GRID=full` runs the whole grid; the default is the part CI runs
-//! (the configurations that met the CubeCL fault of docs/gpu.md, plus the shapes around them).
+//! (the configurations that met the CubeCL fault of docs/gpu.md, plus the shapes around them);
+//! `SGM_GRID_ONLY=<substring>` runs the matching configurations, among them the two full-size
+//! official networks (`official`), which no other selection runs.
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sgm_nets::{ConvAutodiffBackend, ModelConfig, ScoreNet, StateDict, state_dict};
-use sgm_testkit::{GPU, GPU_TOLERANCE_SCALE, SeededNoise, TestBackend};
+use sgm_testkit::{ALLOWANCE_SCALE, GPU, SeededNoise, TestBackend};
 
 type Cpu = Autodiff<Flex>;
 type Gpu = Autodiff<TestBackend>;
@@ -31,6 +33,8 @@ struct GridCase {
     image_size: usize,
     batch: usize,
     ci: bool,
+    /// A full-size official network: runs only when `SGM_GRID_ONLY` names it.
+    big: bool,
 }
 
 /// Small NCSN++ (cifar10 `ncsnpp_continuous` knobs at nf 8, one block per level).
@@ -46,6 +50,7 @@ const GRID: &[GridCase] = &[
         image_size: 32,
         batch: 2,
         ci: false,
+        big: false,
     },
     GridCase {
         name: "nf16-nonuniform-1234-32",
@@ -53,6 +58,7 @@ const GRID: &[GridCase] = &[
         image_size: 32,
         batch: 2,
         ci: true,
+        big: false,
     },
     GridCase {
         name: "nf8-213-blocks2-attn12-48",
@@ -60,6 +66,7 @@ const GRID: &[GridCase] = &[
         image_size: 48,
         batch: 2,
         ci: true,
+        big: false,
     },
     GridCase {
         name: "nf8-11222-nofir-attn16-64",
@@ -67,6 +74,7 @@ const GRID: &[GridCase] = &[
         image_size: 64,
         batch: 1,
         ci: true,
+        big: false,
     },
     GridCase {
         name: "outputskip-inputskip-cat-32",
@@ -75,6 +83,7 @@ const GRID: &[GridCase] = &[
         image_size: 32,
         batch: 2,
         ci: false,
+        big: false,
     },
     GridCase {
         name: "residual-residual-nofir-48",
@@ -83,6 +92,7 @@ const GRID: &[GridCase] = &[
         image_size: 48,
         batch: 3,
         ci: false,
+        big: false,
     },
     GridCase {
         name: "ddpmpp-positional-32",
@@ -92,6 +102,7 @@ const GRID: &[GridCase] = &[
         image_size: 32,
         batch: 2,
         ci: false,
+        big: false,
     },
     GridCase {
         name: "nf32-12-attn16-8-16",
@@ -99,6 +110,7 @@ const GRID: &[GridCase] = &[
         image_size: 16,
         batch: 1,
         ci: false,
+        big: false,
     },
     GridCase {
         name: "nf12-122-attn24-48-b5",
@@ -106,6 +118,7 @@ const GRID: &[GridCase] = &[
         image_size: 48,
         batch: 5,
         ci: false,
+        big: false,
     },
     GridCase {
         name: "nf8-13-blocks3-attn32-64",
@@ -113,6 +126,26 @@ const GRID: &[GridCase] = &[
         image_size: 64,
         batch: 1,
         ci: false,
+        big: false,
+    },
+    // The official CIFAR-10 networks at full size (`SGM_GRID_ONLY=official`): NCSN++ cont. deep
+    // (ve/cifar10_ncsnpp_deep_continuous) and DDPM++ cont. (vp/cifar10_ddpmpp_continuous).
+    GridCase {
+        name: "official-ncsnpp-deep-cont-32",
+        knobs: r#"{"nf": 128, "num_res_blocks": 8}"#,
+        image_size: 32,
+        batch: 2,
+        ci: false,
+        big: true,
+    },
+    GridCase {
+        name: "official-ddpmpp-cont-32",
+        knobs: r#"{"nf": 128, "num_res_blocks": 4, "fir": false, "progressive_input": "none",
+                   "embedding_type": "positional", "scale_by_sigma": false}"#,
+        image_size: 32,
+        batch: 2,
+        ci: false,
+        big: true,
     },
 ];
 
@@ -261,7 +294,7 @@ fn gpu_matches_cpu_over_the_network_grid() {
             if !case.name.contains(o.as_str()) {
                 continue;
             }
-        } else if !full && !case.ci {
+        } else if case.big || (!full && !case.ci) {
             continue;
         }
         ran += 1;
@@ -297,7 +330,7 @@ fn gpu_matches_cpu_over_the_network_grid() {
             .iter()
             .zip(&c.trace)
             .map(|(a, e)| (a.0, a.1, &a.2, ratio(&a.3, &e.3)))
-            .find(|t| t.3 > GPU_TOLERANCE_SCALE);
+            .find(|t| t.3 > ALLOWANCE_SCALE);
         let where_ = first.map_or("none".to_string(), |(i, class, dims, r)| {
             format!("all_modules.{i} ({class}, out {dims:?}) error/allowance {r:.3e}")
         });
@@ -307,9 +340,9 @@ fn gpu_matches_cpu_over_the_network_grid() {
             start.elapsed().as_secs_f64()
         );
         let worst = fwd.max(xg).max(pg);
-        if worst.is_nan() || worst > GPU_TOLERANCE_SCALE {
+        if worst.is_nan() || worst > ALLOWANCE_SCALE {
             failures.push(format!(
-                "{}: worst error/allowance {worst:.3e} > GPU bound {GPU_TOLERANCE_SCALE}; first diverging module {where_}",
+                "{}: worst error/allowance {worst:.3e} > GPU bound {ALLOWANCE_SCALE}; first diverging module {where_}",
                 case.name
             ));
         }

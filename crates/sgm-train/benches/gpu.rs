@@ -15,7 +15,9 @@
 //!   (`Stepper::train_step`: loss, backward, Adam with warm-up and clipping, EMA).
 //!
 //! Env: `SGM_BENCH_BATCH` (default 128), `SGM_BENCH_ITERS` (timed runs, default 10, after 3
-//! warm-ups that absorb JIT, autotune and `cudnnFind`). Every timed run ends with the backend's
+//! warm-ups that absorb JIT, autotune and `cudnnFind`), `SGM_BENCH_BURN_ROWS=0` (skip the `_burn`
+//! rows: on a fresh autotune cache Burn's conv autotune compiles dozens of candidate kernels per
+//! shape, minutes in all). Every timed run ends with the backend's
 //! `sync`. Prints `ROW <name> <median ms> <min ms>`; with `SGM_BENCH_OUT` set, also appends the
 //! rows to that file.
 
@@ -150,7 +152,7 @@ fn agree(name: &str, config: &str, report: &mut Report) -> bool {
     ok
 }
 
-fn conv_rows(b: usize, warm: usize, iters: usize, report: &mut Report) {
+fn conv_rows(b: usize, warm: usize, iters: usize, burn_rows: bool, report: &mut Report) {
     let d = device();
     let x = input::<G>([b, 128, 32, 32], 1);
     let w = input::<G>([128, 128, 3, 3], 2).mul_scalar(0.03);
@@ -164,21 +166,23 @@ fn conv_rows(b: usize, warm: usize, iters: usize, report: &mut Report) {
     row("conv_fwd", &mut || {
         drop_prim::<G>(G::conv2d_forward(px(), pw(), None, o.clone()))
     });
-    row("conv_fwd_burn", &mut || {
-        drop_prim::<G>(G::conv2d(px(), pw(), None, o.clone()))
-    });
     row("conv_bwd_data", &mut || {
         drop_prim::<G>(G::conv2d_input_grad(px(), pw(), pdy(), o.clone()))
-    });
-    row("conv_bwd_data_burn", &mut || {
-        drop_prim::<G>(G::conv2d_x_backward(px(), pw(), pdy(), o.clone()))
     });
     row("conv_bwd_weight", &mut || {
         drop_prim::<G>(G::conv2d_weight_grad(px(), pw(), pdy(), o.clone()))
     });
-    row("conv_bwd_weight_burn", &mut || {
-        drop_prim::<G>(G::conv2d_weight_backward(px(), pw(), pdy(), o.clone()))
-    });
+    if burn_rows {
+        row("conv_fwd_burn", &mut || {
+            drop_prim::<G>(G::conv2d(px(), pw(), None, o.clone()))
+        });
+        row("conv_bwd_data_burn", &mut || {
+            drop_prim::<G>(G::conv2d_x_backward(px(), pw(), pdy(), o.clone()))
+        });
+        row("conv_bwd_weight_burn", &mut || {
+            drop_prim::<G>(G::conv2d_weight_backward(px(), pw(), pdy(), o.clone()))
+        });
+    }
     let conv = conv3x3::<A>(128, 128, 1.0, &d);
     let xa = Tensor::<A, 4>::from_inner(x.clone()).require_grad();
     let dya = Tensor::<A, 4>::from_inner(dy.clone());
@@ -186,18 +190,25 @@ fn conv_rows(b: usize, warm: usize, iters: usize, report: &mut Report) {
         let y = sgm_conv::conv2d_module(&conv, xa.clone());
         drop((y * dya.clone()).sum().backward());
     });
-    row("conv_fwdbwd_burn", &mut || {
-        let y = conv.forward(xa.clone());
-        drop((y * dya.clone()).sum().backward());
-    });
+    if burn_rows {
+        row("conv_fwdbwd_burn", &mut || {
+            let y = conv.forward(xa.clone());
+            drop((y * dya.clone()).sum().backward());
+        });
+    }
 }
 
-fn stack_rows(b: usize, warm: usize, iters: usize, report: &mut Report) {
+fn stack_rows(b: usize, warm: usize, iters: usize, burn_rows: bool, report: &mut Report) {
     let d = device();
     let x = Tensor::<A, 4>::from_inner(input::<G>([b, 128, 32, 32], 4)).require_grad();
     let convs: Vec<_> = (0..4).map(|_| conv3x3::<A>(128, 128, 1.0, &d)).collect();
     let norms: Vec<_> = (0..4).map(|_| group_norm::<A>(32, 128, &d)).collect();
-    for (name, ext) in [("stack", true), ("stack_burn", false)] {
+    let ways: &[(&str, bool)] = if burn_rows {
+        &[("stack", true), ("stack_burn", false)]
+    } else {
+        &[("stack", true)]
+    };
+    for &(name, ext) in ways {
         let (med, min) = time(warm, iters, || {
             let mut h = x.clone();
             for (c, n) in convs.iter().zip(&norms) {
@@ -242,6 +253,7 @@ fn main() {
     let batch = env_usize("SGM_BENCH_BATCH", 128);
     let iters = env_usize("SGM_BENCH_ITERS", 10);
     let warm = 3;
+    let burn_rows = env_usize("SGM_BENCH_BURN_ROWS", 1) != 0;
     let sections =
         std::env::var("SGM_BENCH_SECTIONS").unwrap_or_else(|_| "agree,conv,stack,nets".into());
     let file = std::env::var_os("SGM_BENCH_OUT").map(|p| {
@@ -266,8 +278,8 @@ fn main() {
                     ok &= agree(name, config, &mut report);
                 }
             }
-            "conv" => conv_rows(batch, warm, iters, &mut report),
-            "stack" => stack_rows(batch, warm, iters, &mut report),
+            "conv" => conv_rows(batch, warm, iters, burn_rows, &mut report),
+            "stack" => stack_rows(batch, warm, iters, burn_rows, &mut report),
             "nets" => net_rows(batch, warm, iters, &mut report),
             "" => {}
             other => panic!("SGM_BENCH_SECTIONS: unknown section `{other}`"),
