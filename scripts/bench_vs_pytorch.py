@@ -28,7 +28,8 @@ import torch
 
 
 def stub_op(ref):
-    """A CPU-only `op` package: `upfirdn2d` / `upfirdn2d_native` from the reference source."""
+    """A CPU-only `op` package: `upfirdn2d_native` from the reference source, and `upfirdn2d` as the
+    reference's CPU branch of it on every device (its GPU branch needs the compiled extension)."""
     src = open(f"{ref}/op/upfirdn2d.py").read()
     tree = ast.parse(src)
     keep = [
@@ -41,6 +42,13 @@ def stub_op(ref):
     ]
     mod = types.ModuleType("op")
     exec(compile(ast.Module(body=keep, type_ignores=[]), "op/upfirdn2d.py", "exec"), mod.__dict__)
+    native = mod.upfirdn2d_native
+
+    def upfirdn2d(input, kernel, up=1, down=1, pad=(0, 0)):
+        # the reference's CPU branch of `upfirdn2d`, on every device (no compiled extension)
+        return native(input, kernel, up, up, down, down, pad[0], pad[1], pad[0], pad[1])
+
+    mod.upfirdn2d = upfirdn2d
     sys.modules["op"] = mod
 
 
