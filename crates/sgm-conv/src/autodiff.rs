@@ -1,7 +1,9 @@
 //! `Autodiff<B>`: the forward is `B`'s [`ConvBackend::conv2d_forward`]; the backward step calls
 //! `B`'s [`ConvBackend::conv2d_backward`] for the tracked inputs (Burn's custom-op pattern, as
 //! `burn-autodiff`'s own `conv2d` and the `custom-wgpu-kernel` example build theirs). The bias
-//! gradient is Burn's `conv2d_bias_backward` (a sum over batch and space).
+//! gradient is Burn's `conv2d_bias_backward` (a sum over batch and space). The matrix product's
+//! backward is two products of `B`'s [`ConvBackend::matmul`]: `∂L/∂lhs = dy · rhsᵀ`,
+//! `∂L/∂rhs = lhsᵀ · dy`.
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::NodeId;
@@ -20,6 +22,36 @@ struct ConvWithBias;
 /// Backward step of a convolution without bias: parents `[x, weight]`.
 #[derive(Debug)]
 struct ConvNoBias;
+
+/// Backward step of a matrix product: parents `[lhs, rhs]`; the state holds the operand each
+/// tracked parent's gradient needs (`rhs` for `lhs`, `lhs` for `rhs`).
+#[derive(Debug)]
+struct Matmul;
+
+impl<B: ConvBackend> Backward<B, 2> for Matmul {
+    type State = (Option<NodeId>, Option<NodeId>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_l, node_r] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (lhs_state, rhs_state) = ops.state;
+        if let (Some(node), Some(rhs)) = (node_l, rhs_state) {
+            let rhs = checkpointer.retrieve_node_output::<FloatTensor<B>>(rhs);
+            let g = B::matmul(grad.clone(), B::float_transpose(rhs)); // [.., M, K]
+            grads.register::<B>(node.id, g);
+        }
+        if let (Some(node), Some(lhs)) = (node_r, lhs_state) {
+            let lhs = checkpointer.retrieve_node_output::<FloatTensor<B>>(lhs);
+            let g = B::matmul(B::float_transpose(lhs), grad); // [.., K, N]
+            grads.register::<B>(node.id, g);
+        }
+    }
+}
 
 /// Registers `∂L/∂x` and `∂L/∂w` for the parents that are tracked.
 fn register_grads<B: ConvBackend>(
@@ -144,6 +176,26 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
                     options,
                 )),
             },
+        }
+    }
+
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+        match Matmul
+            .prepare::<C>([lhs.node.clone(), rhs.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                // lhs is needed for rhs's gradient, rhs for lhs's
+                let lhs_state = rhs_tracked.then(|| prep.checkpoint(&lhs));
+                let rhs_state = lhs_tracked.then(|| prep.checkpoint(&rhs));
+                prep.finish(
+                    (lhs_state, rhs_state),
+                    B::matmul(lhs.primitive, rhs.primitive),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::matmul(lhs.primitive, rhs.primitive)),
         }
     }
 }

@@ -31,8 +31,9 @@ pub const CACHE_ENV: &str = "SGM_CUBECL_CACHE";
 /// Name of the versioned cache directory: the Burn and CubeCL versions, then `r<N>`, the revision
 /// of sgm's choice of CubeCL kernels. Bump `N` whenever sgm changes which kernel an op may run (a
 /// workaround, a pinned tune choice), so that autotune results cached under the old routing are
-/// not reused (r1: the workaround of docs/gpu.md).
-pub const CACHE_VERSION: &str = "burn0.21.0-cubecl0.10.0-r1";
+/// not reused (r1: first versioned layout; r2: matrix products and 1×1 convolutions routed around
+/// the autotuned matmul, docs/gpu.md).
+pub const CACHE_VERSION: &str = "burn0.21.0-cubecl0.10.0-r2";
 
 /// Where the caches go: `None` when `SGM_CUBECL_CACHE=cubecl` (CubeCL decides).
 pub fn cache_dir() -> Option<PathBuf> {

@@ -1,12 +1,11 @@
-//! [`ConvBackend`] for `Fusion<B>` (feature `cudnn`): the forward and the backward are custom
-//! fusion ops (`CustomOpIr`, the pattern of burn-vision's fusion impls). Fusion queues them like
-//! any op; when the queue runs one, its `execute` materialises the inputs as `B` tensors and calls
-//! `B`'s [`ConvBackend`] method — cuDNN on `CubeBackend<CudaRuntime, …>` — then registers the
-//! outputs. Like Burn's own conv IR ops, a custom op is a fusion barrier: elementwise ops before
-//! and after it are fused separately.
-//!
-//! Without `cudnn`, `Fusion<B>` keeps Burn's conv IR ops (lib.rs), which call `B`'s `ModuleOps`
-//! and so would bypass a `ConvBackend` override of `B`.
+//! [`ConvBackend`] for `Fusion<B>`: the convolution forward, its backward and the matrix product
+//! are custom fusion ops (`CustomOpIr`, the pattern of burn-vision's fusion impls). Fusion queues
+//! them like any op; when the queue runs one, its `execute` materialises the inputs as `B`
+//! tensors and calls `B`'s [`ConvBackend`] method — sgm's CubeCL routing (no autotuned matmul,
+//! docs/gpu.md), or cuDNN on `CubeBackend<CudaRuntime, …>` with feature `cudnn` — then registers
+//! the outputs. Like Burn's own conv and matmul IR ops, a custom op is a fusion barrier:
+//! element-wise ops before and after it are fused separately. (Burn's own IR ops would call
+//! `B`'s `ModuleOps` / Fusion's fused matmul and so bypass `B`'s [`ConvBackend`] methods.)
 
 use std::marker::PhantomData;
 
@@ -72,6 +71,25 @@ impl<B: FusionBackend + ConvBackend> Operation<B::FusionRuntime> for Backward<B>
             let id = ids.next().expect("one output per requested gradient");
             handles.register_float_tensor::<B>(&id, g);
         }
+    }
+}
+
+/// The matrix product: inputs `[lhs, rhs]`, output `[lhs · rhs]`.
+#[derive(Debug)]
+struct Matmul<B> {
+    desc: CustomOpIr,
+    _b: PhantomData<B>,
+}
+
+impl<B: FusionBackend + ConvBackend> Operation<B::FusionRuntime> for Matmul<B> {
+    fn execute(&self, handles: &mut Handles<B>) {
+        let [lhs, rhs] = self.desc.inputs.as_slice() else {
+            unreachable!("the matmul op is registered with [lhs, rhs]")
+        };
+        let lhs = handles.get_float_tensor::<B>(lhs);
+        let rhs = handles.get_float_tensor::<B>(rhs);
+        let out = B::matmul(lhs, rhs);
+        handles.register_float_tensor::<B>(&self.desc.outputs[0].id, out);
     }
 }
 
@@ -145,5 +163,22 @@ impl<B: FusionBackend + ConvBackend> ConvBackend for Fusion<B> {
             x: needed.x.then(|| out.next().expect("dx output")),
             weight: needed.weight.then(|| out.next().expect("dw output")),
         }
+    }
+
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        let client = lhs.client.clone();
+        let streams = OperationStreams::with_inputs([&lhs, &rhs]);
+        let mut dims = lhs.shape.to_vec();
+        let d = dims.len();
+        dims[d - 1] = rhs.shape[rhs.shape.num_dims() - 1];
+        let out = TensorIr::uninit(client.create_empty_handle(), Shape::from(dims), lhs.dtype);
+        let desc = CustomOpIr::new("sgm_matmul", &[lhs.into_ir(), rhs.into_ir()], &[out]);
+        let op = Matmul::<B> {
+            desc: desc.clone(),
+            _b: PhantomData,
+        };
+        client
+            .register(streams, OperationIr::Custom(desc), op)
+            .output()
     }
 }

@@ -14,28 +14,33 @@
 //! * `Autodiff<B>` runs `B`'s forward and wires its backward to `B`'s
 //!   [`ConvBackend::conv2d_backward`] (input and weight gradient in one call), so the fast kernel
 //!   is used in training too;
-//! * a cuDNN implementation for CUDA slots in as another `impl` in this crate (the Fusion impl
-//!   becomes a custom op, the CubeBackend impl calls cuDNN), without touching the layers.
+//! * CubeCL backends (wgpu, CUDA) route every matrix product — [`ConvBackend::matmul`] and the
+//!   1×1 convolutions — through a fixed CubeCL matmul strategy instead of Burn's autotuned one,
+//!   which may pick a kernel that computes wrong products (docs/gpu.md, "The autotune fault");
+//!   with feature `cudnn`, f32 convolutions on CUDA run through cuDNN;
+//! * `Fusion<B>` queues each method as a custom op that runs `B`'s method.
 //!
-//! Layers call [`conv2d`] (functional) or [`conv2d_module`] (a Burn [`Conv2d`] with its own
-//! parameters, so weights and checkpoints are unchanged).
+//! Layers call [`conv2d`] (functional), [`conv2d_module`] (a Burn [`Conv2d`] with its own
+//! parameters, so weights and checkpoints are unchanged), [`matmul`] and [`linear`].
 //!
 //! Backends implemented: Flex (fast, feature `flex`, default), NdArray (`ndarray`), CubeCL
 //! backends (`cubecl`: wgpu, CUDA without fusion) and Fusion (`fusion`: wgpu, CUDA with fusion),
-//! all with Burn's kernels except Flex, and `Autodiff<B>` over any of them.
+//! and `Autodiff<B>` over any of them.
 
 mod autodiff;
+#[cfg(feature = "cubecl")]
+mod cube;
 #[cfg(feature = "cubecl")]
 pub mod cubecl_cache;
 #[cfg(feature = "cudnn")]
 pub mod cudnn;
 #[cfg(feature = "flex")]
 pub mod flex;
-#[cfg(feature = "cudnn")]
+#[cfg(feature = "fusion")]
 mod fusion_ops;
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::backend::AutodiffBackend;
@@ -98,6 +103,14 @@ pub trait ConvBackend: Backend {
         needed: GradsNeeded,
     ) -> ConvGrads<Self> {
         burn_conv2d_grads::<Self>(x, weight, output_grad, options, needed)
+    }
+
+    /// Matrix product `lhs · rhs` of `[…, M, K]` and `[…, K, N]` with equal batch dimensions
+    /// (sgm's NIN, attention and dense layers, and the 1×1 convolutions of CubeCL backends).
+    /// Burn's `float_matmul` by default; CubeCL backends run it with a fixed kernel strategy
+    /// instead of the autotuned one (docs/gpu.md, "The autotune fault").
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(lhs, rhs)
     }
 
     /// `∂L/∂x` alone ([`ConvBackend::conv2d_backward`] with [`GradsNeeded::INPUT`]).
@@ -180,6 +193,34 @@ pub fn conv2d<B: ConvBackend>(
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 
+/// `lhs · rhs` through [`ConvBackend::matmul`]: `[…, M, K] · […, K, N] → […, M, N]`, equal
+/// batch dimensions (no broadcasting).
+///
+/// # Panics
+/// On shapes that do not fit together (a programming error), with both shapes in the message.
+pub fn matmul<B: ConvBackend, const D: usize>(
+    lhs: Tensor<B, D>,
+    rhs: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let (l, r) = (lhs.dims(), rhs.dims());
+    assert!(
+        D >= 2 && l[..D - 2] == r[..D - 2] && l[D - 1] == r[D - 2],
+        "matmul: shapes {l:?} and {r:?} do not fit together"
+    );
+    let out = B::matmul(lhs.into_primitive().tensor(), rhs.into_primitive().tensor());
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// A Burn [`Linear`] layer on `[B, d_in]` through [`ConvBackend::matmul`] (same result as
+/// `linear.forward(x)`: `x · W + b`, `W` stored `[d_in, d_out]`).
+pub fn linear<B: ConvBackend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let y = matmul(x, linear.weight.val()); // [B, d_out]
+    match &linear.bias {
+        Some(b) => y + b.val().unsqueeze::<2>(),
+        None => y,
+    }
+}
+
 /// A Burn [`Conv2d`] layer applied through [`ConvBackend`] (same result as `conv.forward(x)`).
 /// Asymmetric padding (`Explicit` with unequal sides, `Same` with an even kernel) is applied as
 /// an explicit zero pad before a symmetric-padding convolution, as Burn's layer does.
@@ -251,9 +292,9 @@ where
 {
 }
 
-/// CubeCL backends: Burn's kernels, except on the CUDA runtime with feature `cudnn`, where f32
-/// convolutions run through cuDNN ([`cudnn`]; the runtime is checked at run time, since a
-/// separate `impl` for `CudaRuntime` would overlap this one).
+/// CubeCL backends: sgm's routing of [`cube`] (no autotuned matmul — docs/gpu.md), and on the
+/// CUDA runtime with feature `cudnn`, f32 convolutions through cuDNN ([`cudnn`]; the runtime is
+/// checked at run time, since a separate `impl` for `CudaRuntime` would overlap this one).
 #[cfg(feature = "cubecl")]
 impl<R, F, I, BT> ConvBackend for burn_cubecl::CubeBackend<R, F, I, BT>
 where
@@ -263,21 +304,22 @@ where
     BT: burn_cubecl::BoolElement,
     Self: Backend<FloatTensorPrimitive = burn_cubecl::tensor::CubeTensor<R>>,
 {
-    #[cfg(feature = "cudnn")]
     fn conv2d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let others: Vec<_> = bias.iter().collect();
-        match cudnn::applies(&x, &weight, &others, &options) {
-            Some(key) => cudnn::forward(key, x, weight, bias),
-            None => <Self as burn::tensor::ops::ModuleOps<Self>>::conv2d(x, weight, bias, options),
+        #[cfg(feature = "cudnn")]
+        {
+            let others: Vec<_> = bias.iter().collect();
+            if let Some(key) = cudnn::applies(&x, &weight, &others, &options) {
+                return cudnn::forward(key, x, weight, bias);
+            }
         }
+        cube::conv2d_forward::<R, F, I, BT>(x, weight, bias, options)
     }
 
-    #[cfg(feature = "cudnn")]
     fn conv2d_backward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -285,23 +327,25 @@ where
         options: ConvOptions<2>,
         needed: GradsNeeded,
     ) -> ConvGrads<Self> {
-        let key = cudnn::applies(&x, &weight, &[&output_grad], &options)
-            .filter(|k| output_grad.meta.shape().as_slice() == k.out().as_slice());
-        let Some(key) = key else {
-            return burn_conv2d_grads::<Self>(x, weight, output_grad, options, needed);
-        };
         if !needed.x && !needed.weight {
             return ConvGrads {
                 x: None,
                 weight: None,
             };
         }
-        let (dx, dw) = cudnn::backward(key, x, weight, output_grad, needed);
-        ConvGrads { x: dx, weight: dw }
+        #[cfg(feature = "cudnn")]
+        {
+            let key = cudnn::applies(&x, &weight, &[&output_grad], &options)
+                .filter(|k| output_grad.meta.shape().as_slice() == k.out().as_slice());
+            if let Some(key) = key {
+                let (dx, dw) = cudnn::backward(key, x, weight, output_grad, needed);
+                return ConvGrads { x: dx, weight: dw };
+            }
+        }
+        cube::conv2d_backward::<R, F, I, BT>(x, weight, output_grad, options, needed)
+    }
+
+    fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        cube::matmul(lhs, rhs)
     }
 }
-
-/// Fusion backends without `cudnn`: Burn's conv ops (Fusion's own IR ops, which run the inner
-/// backend's `ModuleOps`).
-#[cfg(all(feature = "fusion", not(feature = "cudnn")))]
-impl<B: burn_fusion::FusionBackend> ConvBackend for burn_fusion::Fusion<B> {}

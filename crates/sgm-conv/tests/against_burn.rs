@@ -209,3 +209,45 @@ fn conv2d_module_matches_burn_layer_for_every_padding() {
         assert_close(&format!("{padding:?}"), "layer", host(got), host(want));
     }
 }
+
+/// `sgm_conv::matmul` / `linear` against Burn's `matmul` / `Linear::forward`: values and both
+/// operand gradients through `Autodiff` (the extension's own backward step), 2-D and batched
+/// 3-D (NIN and attention shapes), with transposed-view operands as attention builds them.
+#[test]
+fn matmul_and_linear_match_burn() {
+    type A = TestAutodiff;
+    let d = device();
+    for (shape_l, shape_r, seed) in [
+        ([1, 2 * 24 * 24, 24], [1, 24, 24], 1u64),
+        ([2, 144, 16], [2, 16, 144], 2),
+        ([3, 5, 7], [3, 7, 2], 3),
+    ] {
+        // attention multiplies qᵀ, a swapped view: the lhs is a non-contiguous view here
+        let [b, m, k] = shape_l;
+        let l: Tensor<A, 3> = rand::<A, 3>([b, k, m], seed).to_device(&d).require_grad();
+        let r: Tensor<A, 3> = rand::<A, 3>(shape_r, seed + 10)
+            .to_device(&d)
+            .require_grad();
+        let w: Tensor<A, 3> = rand([b, m, shape_r[2]], seed + 20);
+        let w = w.to_device(&d);
+        let ours = sgm_conv::matmul(l.clone().swap_dims(1, 2), r.clone());
+        let burn = l.clone().swap_dims(1, 2).matmul(r.clone());
+        let case = format!("matmul {shape_l:?} x {shape_r:?}");
+        assert_close(&case, "product", host(ours.clone()), host(burn.clone()));
+        let g_ours = (ours * w.clone()).sum().backward();
+        let g_burn = (burn * w).sum().backward();
+        for (what, t) in [("lhs grad", &l), ("rhs grad", &r)] {
+            let a = host(t.grad(&g_ours).expect("grad"));
+            let b = host(t.grad(&g_burn).expect("grad"));
+            assert_close(&case, what, a, b);
+        }
+    }
+    let lin = burn::nn::LinearConfig::new(16, 32).init::<A>(&d);
+    let x: Tensor<A, 2> = rand::<A, 2>([3, 16], 7).to_device(&d);
+    assert_close(
+        "linear [3, 16] -> 32",
+        "output",
+        host(sgm_conv::linear(&lin, x.clone())),
+        host(lin.forward(x)),
+    );
+}

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, silu};
 use burn::tensor::module::avg_pool2d;
 use serde::{Deserialize, Serialize};
-use sgm_conv::{ConvBackend, conv2d_module};
+use sgm_conv::{ConvBackend, conv2d_module, linear};
 
 use crate::error::{NetsError, Result};
 use crate::layers::blocks::FourierProjection;
@@ -218,7 +218,7 @@ impl<B: ConvBackend> WrnBlock<B> {
         };
         let h = conv2d_module(&self.conv1, h); // [B, C_out, H/s, W/s]
         let c_out = h.dims()[1];
-        let t = self.temb.forward(silu(temb.clone())); // [B, C_out]
+        let t = linear(&self.temb, silu(temb.clone())); // [B, C_out]
         let h = h + t.reshape([0, 0, 1, 1]);
         let h = relu(self.norm2.forward(h));
         let h = conv2d_module(&self.conv2, h);
@@ -346,8 +346,8 @@ impl<B: ConvBackend> WideResNet<B> {
         let x = (centered / std).reshape([b, c, h, w]);
         // noise embedding of log σ
         let temb = self.fourier.forward(sigma.log()); // [B, 2E]
-        let temb = self.temb0.forward(temb);
-        let temb = self.temb1.forward(silu(temb)); // [B, T]
+        let temb = linear(&self.temb0, temb);
+        let temb = linear(&self.temb1, silu(temb)); // [B, T]
         let mut h = conv2d_module(&self.init_conv, x); // [B, base, H, W]
         for blk in &self.blocks {
             h = blk.forward(h, &temb);
@@ -355,6 +355,6 @@ impl<B: ConvBackend> WideResNet<B> {
         let h = relu(self.final_norm.forward(h)); // [B, 64k, H/4, W/4]
         let [_, ch, hh, ww] = h.dims();
         let pooled = h.reshape([b, ch, hh * ww]).mean_dim(2).reshape([b, ch]); // global average pool
-        self.head.forward(pooled) // [B, K]
+        linear(&self.head, pooled) // [B, K]
     }
 }

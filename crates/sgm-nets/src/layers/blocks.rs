@@ -11,7 +11,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
 use super::init::GroupNorm;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use sgm_conv::{ConvBackend, conv2d_module};
+use sgm_conv::{ConvBackend, conv2d_module, linear, matmul};
 
 use super::fir;
 use super::init::{
@@ -48,13 +48,15 @@ impl<B: Backend> Nin<B> {
             b: zeros_param([c_out], device),
         }
     }
+}
 
+impl<B: ConvBackend> Nin<B> {
     /// `y[b, :, h, w] = Wᵀ x[b, :, h, w] + b`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let out = self.b.dims()[0];
         let flat = x.permute([0, 2, 3, 1]).reshape([n * h * w, c]); // [BHW, C]
-        let y = flat.matmul(self.W.val()) + self.b.val().unsqueeze::<2>(); // [BHW, out]
+        let y = matmul(flat, self.W.val()) + self.b.val().unsqueeze::<2>(); // [BHW, out]
         y.reshape([n, h, w, out]).permute([0, 3, 1, 2]) // [B, out, H, W]
     }
 }
@@ -175,7 +177,9 @@ impl<B: Backend> AttnBlock<B> {
             skip_rescale,
         }
     }
+}
 
+impl<B: ConvBackend> AttnBlock<B> {
     /// `x + NIN_3(softmax(qᵀk / √C) v)`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, hh, ww] = x.dims();
@@ -184,13 +188,10 @@ impl<B: Backend> AttnBlock<B> {
         let k = self.NIN_1.forward(h.clone()).reshape([n, c, hh * ww]);
         let v = self.NIN_2.forward(h).reshape([n, c, hh * ww]);
         // w[b, hw, ij] = Σ_c q[b,c,hw] k[b,c,ij] · C^(-1/2), softmax over ij
-        let w = q
-            .swap_dims(1, 2)
-            .matmul(k)
-            .mul_scalar((c as f64).powf(-0.5)); // [B, HW, HW]
+        let w = matmul(q.swap_dims(1, 2), k).mul_scalar((c as f64).powf(-0.5)); // [B, HW, HW]
         let w = softmax(w, 2);
         // h[b, c, hw] = Σ_ij w[b,hw,ij] v[b,c,ij]
-        let h = v.matmul(w.swap_dims(1, 2)).reshape([n, c, hh, ww]); // [B, C, H, W]
+        let h = matmul(v, w.swap_dims(1, 2)).reshape([n, c, hh, ww]); // [B, C, H, W]
         let h = self.NIN_3.forward(h);
         residual(x, h, self.skip_rescale)
     }
@@ -296,9 +297,7 @@ impl<B: ConvBackend> ResnetBlockBigGan<B> {
         let x = self.resample(x);
         let mut h = conv2d_module(&self.Conv_0, h);
         if let (Some(d), Some(t)) = (&self.Dense_0, temb) {
-            h = h + d
-                .forward(act(t.clone(), self.act))
-                .unsqueeze_dims::<4>(&[2, 3]);
+            h = h + linear(d, act(t.clone(), self.act)).unsqueeze_dims::<4>(&[2, 3]);
         }
         let h = act(self.GroupNorm_1.forward(h), self.act);
         let h = conv2d_module(&self.Conv_1, self.dropout.forward(h));
@@ -363,9 +362,7 @@ impl<B: ConvBackend> ResnetBlockDdpm<B> {
         let h = act(self.GroupNorm_0.forward(x.clone()), self.act);
         let mut h = conv2d_module(&self.Conv_0, h);
         if let (Some(d), Some(t)) = (&self.Dense_0, temb) {
-            h = h + d
-                .forward(act(t.clone(), self.act))
-                .unsqueeze_dims::<4>(&[2, 3]);
+            h = h + linear(d, act(t.clone(), self.act)).unsqueeze_dims::<4>(&[2, 3]);
         }
         let h = act(self.GroupNorm_1.forward(h), self.act);
         let h = conv2d_module(&self.Conv_1, self.dropout.forward(h));

@@ -9,7 +9,7 @@ use burn::nn::conv::Conv2d;
 
 use burn::prelude::*;
 use init::GroupNorm;
-use sgm_conv::{ConvBackend, conv2d_module};
+use sgm_conv::{ConvBackend, conv2d_module, linear};
 
 pub use blocks::{
     AttnBlock, BlockKnobs, Combine, FirConv, FourierProjection, Nin, Resample, Resampler,
@@ -163,7 +163,7 @@ impl<'a, B: ConvBackend> Cursor<'a, B> {
     /// Applies the next module as a dense layer.
     pub fn dense(&mut self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let out = match self.next_layer() {
-            Layer::Dense(d) => d.forward(x),
+            Layer::Dense(d) => linear(d, x),
             _ => self.mismatch("Linear"),
         };
         self.record(out)
