@@ -433,7 +433,13 @@ fn two_collective_nodes_over_websocket_equal_one_process() {
         .iter()
         .map(|role| {
             Command::new(std::env::current_exe().unwrap())
-                .args([NAME, "--exact", "--test-threads=1", "--nocapture"])
+                .args([
+                    NAME,
+                    "--exact",
+                    "--include-ignored",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
                 .env("SGM_COLLECTIVE_CHILD", role)
                 .env("SGM_COLLECTIVE_OUT", &out)
                 .stdout(Stdio::null())
@@ -451,6 +457,7 @@ fn two_collective_nodes_over_websocket_equal_one_process() {
             if started.elapsed() > Duration::from_secs(120) {
                 for c in &mut children {
                     let _ = c.kill();
+                    let _ = c.wait();
                 }
                 panic!("child `{role}` did not finish in 120 s");
             }
