@@ -65,6 +65,10 @@ pub enum TrainError {
     /// A statistic or image file of the evaluation crate failed (the demo).
     #[error(transparent)]
     Eval(#[from] sgm_eval::EvalError),
+    /// burn-collective failed (joining, all-reduce, leaving: feature `collective`).
+    #[cfg(feature = "collective")]
+    #[error("collective: {0}")]
+    Collective(String),
     /// A broken internal invariant (a bug, not bad input).
     #[error("internal error: {0}")]
     Internal(String),

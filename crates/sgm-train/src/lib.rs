@@ -15,6 +15,8 @@
 //!   bits/dim, samples → FID / KID / IS — resumable mid-checkpoint, one report per checkpoint.
 //! * [`parallel`]: data parallelism over several devices of one process (exact: equals the
 //!   single-device step on the union batch).
+//! * `collective` (feature `collective`): data parallelism through burn-collective's
+//!   all-reduce (equals one process on the union batch; several nodes are blocked upstream).
 //! * [`TrainRng`]: the trainer's own resumable random stream (Burn's CPU RNG is global).
 //!
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
@@ -23,6 +25,8 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod classifier;
+#[cfg(feature = "collective")]
+pub mod collective;
 pub mod config;
 pub mod data;
 pub mod demo;

@@ -11,8 +11,10 @@
 //! masks are drawn per device and differ.
 //!
 //! Burn's own strategies (`../shared/reference/burn-0.21.md` §8: burn-train's multi-device
-//! strategy, DDP over NCCL, burn-collective) are not used: burn-train is not in the build
-//! (`docs/architecture.md`), and the `distributed` feature breaks `Autodiff<Flex>`.
+//! strategy, DDP over NCCL) are not used: burn-train is not in the build
+//! (`docs/architecture.md`), and the `distributed` feature breaks `Autodiff<Flex>`. Peers of a
+//! burn-collective collective: `crate::collective` (feature `collective`), the same shard step
+//! with burn-collective's all-reduce.
 
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -225,7 +227,50 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SumGrads<'_, B> {
     }
 }
 
+/// The step stops on a NaN / Inf batch loss (before any state changes).
+pub(crate) fn check_loss(step: u64, loss_value: f64) -> Result<()> {
+    if loss_value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite {
+            step,
+            what: "loss",
+            value: loss_value,
+        })
+    }
+}
+
 impl Stepper {
+    /// Forward and backward pass of one shard `x` (`[n_i, C, H, W]` on `model`'s device, the
+    /// draws of `draws` already pointed at it) of a batch of `total` items, for train step
+    /// `step`. The loss is weighted by `n_i / total`, so the shards' losses and gradients sum to
+    /// the batch-mean loss and its gradient. Returns the weighted loss and the gradients, both
+    /// moved to `to`.
+    pub(crate) fn shard_grads<B: ConvAutodiffBackend, N: NoiseSource<B>>(
+        &self,
+        model: &ScoreNet<B>,
+        x: Tensor<B, 4>,
+        total: usize,
+        step: u64,
+        draws: &mut ShardDraws<'_, B, N>,
+        to: &B::Device,
+    ) -> Result<(Tensor<B::InnerBackend, 1>, GradientsParams)> {
+        let device = x.device();
+        let n = x.dims()[0];
+        if self.dropout {
+            B::seed(
+                &device,
+                self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+        }
+        // the batch-mean loss is Σ_i (n_i / B) · mean_i
+        let w = n as f64 / total as f64;
+        let loss = training_loss(&self.sde, model, x, &self.loss, draws)?.mul_scalar(w); // [1]
+        let value = loss.clone().inner().to_device(to);
+        let grads = GradientsParams::from_grads(loss.backward(), model).to_device(to, model);
+        Ok((value, grads))
+    }
+
     /// One train step on `batch` (`[B, C, H, W]` on `devices[0]`) split across `devices`
     /// (see the module docs): the same result as [`Stepper::train_step`] on the whole batch on
     /// one device, up to float rounding. On error `state` is unchanged.
@@ -250,33 +295,20 @@ impl Stepper {
         let mut losses = Vec::with_capacity(sizes.len());
         let mut offset = 0;
         for (size, device) in sizes.iter().zip(devices) {
-            let model = state.model.clone().fork(device);
             let x = batch.clone().narrow(0, offset, *size).to_device(device); // [n_i, C, H, W]
-            if self.dropout {
-                B::seed(device, self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            }
+            let model = state.model.clone().fork(device);
             draws.shard(offset, *size, device);
-            let w = *size as f64 / b as f64;
-            // the batch-mean loss is Σ_i (n_i / B) · mean_i
-            let loss = training_loss(&self.sde, &model, x, &self.loss, &mut draws)?.mul_scalar(w); // [1]
+            let (loss, g) = self.shard_grads(&model, x, b, step, &mut draws, &main)?;
             // read after the loop: a host read here would make each device wait for the last
-            losses.push(loss.clone().inner().to_device(&main));
-            grads.push(
-                GradientsParams::from_grads(loss.backward(), &model).to_device(&main, &model),
-            );
+            losses.push(loss);
+            grads.push(g);
             offset += size;
         }
         let mut loss_value = 0.0;
         for l in losses {
             loss_value += crate::trainer::scalar(l)?;
         }
-        if !loss_value.is_finite() {
-            return Err(TrainError::NonFinite {
-                step,
-                what: "loss",
-                value: loss_value,
-            });
-        }
+        check_loss(step, loss_value)?;
         let mut sum = SumGrads::<B> {
             shards: &grads,
             out: GradientsParams::new(),
@@ -289,25 +321,56 @@ impl Stepper {
     }
 }
 
-/// The score objective split across devices (the run loop's [`Objective`]); eval runs on the
-/// main device.
-#[derive(Debug, Clone)]
-pub struct ParallelStepper<B: AutodiffBackend> {
-    /// The step functions.
-    pub stepper: Stepper,
-    /// Devices, the main one first.
-    pub devices: Vec<B::Device>,
+/// A way to split the train step of a batch: across the devices of this process
+/// ([`Devices`]) or across the peers of a burn-collective collective
+/// (`crate::collective::Peer`, feature `collective`).
+pub trait StepSplit<B: ConvAutodiffBackend> {
+    /// One train step of `stepper` on `batch` (`[B, C, H, W]`), split this way.
+    fn train_step(
+        &self,
+        stepper: &Stepper,
+        state: &mut TrainState<B>,
+        batch: Tensor<B, 4>,
+    ) -> Result<StepOutput>;
 }
 
-impl<B: ConvAutodiffBackend> Objective<B, ScoreNet<B>> for ParallelStepper<B> {
+/// Devices of this process, the main one first.
+#[derive(Debug, Clone)]
+pub struct Devices<B: Backend>(pub Vec<B::Device>);
+
+impl<B: ConvAutodiffBackend> StepSplit<B> for Devices<B> {
+    fn train_step(
+        &self,
+        stepper: &Stepper,
+        state: &mut TrainState<B>,
+        batch: Tensor<B, 4>,
+    ) -> Result<StepOutput> {
+        stepper.train_step_parallel(state, batch, &self.0)
+    }
+}
+
+/// The score objective with split train steps (the run loop's [`Objective`]); eval runs on
+/// the loop's device.
+#[derive(Debug, Clone)]
+pub struct SplitStepper<S> {
+    /// The step functions.
+    pub stepper: Stepper,
+    /// How each train step is split.
+    pub split: S,
+}
+
+/// The score objective split across devices.
+pub type ParallelStepper<B> = SplitStepper<Devices<B>>;
+
+impl<B: ConvAutodiffBackend, S: StepSplit<B>> Objective<B, ScoreNet<B>> for SplitStepper<S> {
     fn train_batch(
         &self,
         state: &mut TrainState<B>,
         batch: BatchHost,
         device: &B::Device,
     ) -> Result<StepOutput> {
-        self.stepper
-            .train_step_parallel(state, to_tensor::<B>(batch, device), &self.devices)
+        self.split
+            .train_step(&self.stepper, state, to_tensor::<B>(batch, device))
     }
     fn eval_batch(
         &self,

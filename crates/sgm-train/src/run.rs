@@ -289,7 +289,7 @@ pub fn train_parallel<B: ConvAutodiffBackend>(
     }
     let par = crate::parallel::ParallelStepper::<B> {
         stepper: Stepper::new(cfg)?,
-        devices: devices.to_vec(),
+        split: crate::parallel::Devices(devices.to_vec()),
     };
     run_loop::<B, ScoreNet<B>, _>(cfg, &cfg.model, &par, workdir, data, resume, main, hooks)
 }

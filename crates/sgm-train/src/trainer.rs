@@ -153,13 +153,7 @@ impl Stepper {
         }
         let loss = training_loss(&self.sde, &state.model, batch, &self.loss, noise)?; // [1]
         let loss_value = scalar(loss.clone().inner())?;
-        if !loss_value.is_finite() {
-            return Err(TrainError::NonFinite {
-                step,
-                what: "loss",
-                value: loss_value,
-            });
-        }
+        crate::parallel::check_loss(step, loss_value)?;
         let grads = GradientsParams::from_grads(loss.backward(), &state.model);
         state.apply(grads, loss_value)
     }
