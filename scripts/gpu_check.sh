@@ -4,12 +4,11 @@
 #           net conv shape, raw CubeCL + Fusion + Autodiff, deterministic and TF32 modes) and the
 #           extension-vs-Burn-CUDA-conv test (against_burn on the cudnn test backend)
 #   parity  the GPU parity suite (the parity tests over every fixture case, sgm-testkit/cudnn)
-#   bench   CPU-vs-GPU agreement of NCSN++ cont. deep and DDPM++ cont., then the conv / stack / net
-#           figures at b128 (crates/sgm-train/benches/gpu.rs), then the same rows on the reference
+#   bench   the conv / stack / net figures at b128 (crates/sgm-train/benches/gpu.rs), then the same rows on the reference
 #           PyTorch code on the same GPU (scripts/bench_vs_pytorch.py --cuda; needs python3 with
 #           torch there; the reference sources and ml_collections travel in .gpu/)
 #   grid    the CPU-vs-GPU network grid (crates/sgm-nets/tests/backend_grid.rs, SGM_GRID=full;
-#           SGM_GRID_ONLY=official: the two full-size official networks)
+#           SGM_GRID_ONLY=official: the two full-size official networks — give it minutes)
 # The bench and the tests read their own env (SGM_BENCH_SECTIONS, SGM_BENCH_BURN_ROWS=0, SGM_CASES,
 # SGM_CUDNN_MODE, …); a device run passes them on the command line.
 # Everything is written to $OUT (three files: a device run brings back 8 at most):
