@@ -31,6 +31,23 @@ pub const NAME: &str = if cfg!(feature = "cudnn") {
     "flex (CPU)"
 };
 
+/// Keeps large freed blocks in glibc's heap instead of returning them to the kernel. By default
+/// glibc serves every allocation above its dynamic mmap threshold (128 KiB, growing to at most
+/// 32 MiB) with a fresh `mmap` and unmaps it on free; a CPU network step allocates and frees
+/// thousands of activation-sized tensors, and the page faults and page zeroing that follow were
+/// 5–10 % of a step on Flex (docs/benchmarks.md). Raising the mmap threshold to its maximum and
+/// the trim threshold / top pad keeps that memory for reuse (the process's peak RSS stays that of
+/// its largest step). No-op off glibc. Call first in `main`, before any allocation worth keeping.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes malloc's tuning parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
 /// Puts CubeCL's autotune and kernel caches in sgm's versioned cache directory
 /// (`sgm_conv::cubecl_cache`, docs/gpu.md); a no-op on the CPU backends. Call before any tensor op.
 pub fn init_caches() -> anyhow::Result<()> {

@@ -38,6 +38,12 @@ pub struct LikelihoodArgs {
     /// ODE solver relative and absolute tolerance.
     #[arg(long, default_value_t = 1e-5)]
     pub tol: f64,
+    /// Convolution accumulation on the CPU: exact (f64 sums rounded once — order-independent,
+    /// what the likelihood's ODE solve needs to match the official numbers) or fast (f32, ≈ 2×
+    /// faster convolutions).
+    #[arg(long, default_value_t = sgm_nets::LIKELIHOOD_PRECISION.to_string(),
+          value_parser = crate::sample::one_of(["exact", "fast"]))]
+    pub conv_precision: String,
 }
 
 /// Running mean and standard error of the per-image bits/dim.
@@ -97,7 +103,9 @@ pub fn run_likelihood(args: LikelihoodArgs) -> Result<()> {
         ..Rk45Options::default()
     };
     // The likelihood always uses the continuous score (reference get_likelihood_fn).
-    let score = ScoreFn::new(&sde, &net, true);
+    let precision =
+        sgm_nets::Precision::parse(&args.conv_precision).expect("checked by the argument parser");
+    let score = sgm_nets::WithPrecision::new(ScoreFn::new(&sde, &net, true), precision);
     let n = imgs.n;
     let per = c * h * w;
     let bar = ProgressBar::new(n as u64).with_style(

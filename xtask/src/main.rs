@@ -83,6 +83,7 @@ enum Command {
 }
 
 fn main() {
+    backend::tune_allocator();
     let cli = Cli::parse();
     if let Err(e) = backend::init_caches() {
         eprintln!("error: {e:#}");

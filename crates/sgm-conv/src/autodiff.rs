@@ -1,5 +1,6 @@
 //! `Autodiff<B>`: the forward is `B`'s [`ConvBackend::conv2d_forward`]; the backward step calls
-//! `B`'s [`ConvBackend::conv2d_backward`] for the tracked inputs (Burn's custom-op pattern, as
+//! `B`'s [`ConvBackend::conv2d_backward`] for the tracked inputs, under the [`Precision`] the
+//! forward ran with (recorded in the op's state; Burn's custom-op pattern, as
 //! `burn-autodiff`'s own `conv2d` and the `custom-wgpu-kernel` example build theirs). The bias
 //! gradient is Burn's `conv2d_bias_backward` (a sum over batch and space). The matrix product's
 //! backward is two products of `B`'s [`ConvBackend::matmul`]: `∂L/∂lhs = dy · rhsᵀ`,
@@ -11,9 +12,10 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 
-use crate::{ConvBackend, GradsNeeded};
+use crate::{ConvBackend, GradsNeeded, GroupNormOut, Precision, current_precision, with_precision};
 
 /// Backward step of a convolution with bias: parents `[x, weight, bias]`.
 #[derive(Debug)]
@@ -53,6 +55,55 @@ impl<B: ConvBackend> Backward<B, 2> for Matmul {
     }
 }
 
+/// Backward step of a group normalisation: parents `[x, γ, β]`; the state holds the checkpointed
+/// `x` and `γ` and the forward's statistics (inner-backend tensors, not graph nodes).
+#[derive(Debug)]
+struct GroupNormStep;
+
+impl<B: ConvBackend> Backward<B, 3> for GroupNormStep {
+    type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, usize);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_g, node_b] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (x_state, g_state, mean, rstd, groups) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(g_state);
+        let out = B::group_norm_backward(x, gamma, mean, rstd, dy, groups);
+        for (node, g) in [(node_x, out.x), (node_g, out.gamma), (node_b, out.beta)] {
+            if let Some(node) = node {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+/// Backward step of a SiLU: parent `[x]`, the state the checkpointed `x`.
+#[derive(Debug)]
+struct SiluStep;
+
+impl<B: ConvBackend> Backward<B, 1> for SiluStep {
+    type State = NodeId;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(ops.state);
+        if let [Some(node)] = ops.parents {
+            grads.register::<B>(node.id, B::silu_backward(x, dy));
+        }
+    }
+}
+
 /// Registers `∂L/∂x` and `∂L/∂w` for the parents that are tracked.
 fn register_grads<B: ConvBackend>(
     [node_x, node_w]: [Option<NodeId>; 2],
@@ -60,6 +111,7 @@ fn register_grads<B: ConvBackend>(
     weight: FloatTensor<B>,
     grad: FloatTensor<B>,
     options: ConvOptions<2>,
+    precision: Precision,
     grads: &mut Gradients,
 ) {
     let needed = GradsNeeded {
@@ -69,7 +121,9 @@ fn register_grads<B: ConvBackend>(
     if !needed.x && !needed.weight {
         return;
     }
-    let out = B::conv2d_backward(x, weight, grad, options, needed);
+    let out = with_precision(precision, || {
+        B::conv2d_backward(x, weight, grad, options, needed)
+    });
     if let (Some(id), Some(g)) = (node_x, out.x) {
         grads.register::<B>(id, g);
     }
@@ -79,7 +133,7 @@ fn register_grads<B: ConvBackend>(
 }
 
 impl<B: ConvBackend> Backward<B, 3> for ConvWithBias {
-    type State = (NodeId, NodeId, NodeId, ConvOptions<2>);
+    type State = (NodeId, NodeId, NodeId, ConvOptions<2>, Precision);
 
     fn backward(
         self,
@@ -89,7 +143,7 @@ impl<B: ConvBackend> Backward<B, 3> for ConvWithBias {
     ) {
         let [node_x, node_w, node_b] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, w_state, b_state, options) = ops.state;
+        let (x_state, w_state, b_state, options, precision) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
         let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(w_state);
         let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(b_state);
@@ -98,12 +152,12 @@ impl<B: ConvBackend> Backward<B, 3> for ConvWithBias {
             grads.register::<B>(node.id, gb);
         }
         let ids = [node_x.map(|n| n.id), node_w.map(|n| n.id)];
-        register_grads::<B>(ids, x, weight, grad, options, grads);
+        register_grads::<B>(ids, x, weight, grad, options, precision, grads);
     }
 }
 
 impl<B: ConvBackend> Backward<B, 2> for ConvNoBias {
-    type State = (NodeId, NodeId, ConvOptions<2>);
+    type State = (NodeId, NodeId, ConvOptions<2>, Precision);
 
     fn backward(
         self,
@@ -112,11 +166,11 @@ impl<B: ConvBackend> Backward<B, 2> for ConvNoBias {
         checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, w_state, options) = ops.state;
+        let (x_state, w_state, options, precision) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
         let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(w_state);
         let ids = ops.parents.map(|n| n.map(|n| n.id));
-        register_grads::<B>(ids, x, weight, grad, options, grads);
+        register_grads::<B>(ids, x, weight, grad, options, precision, grads);
     }
 }
 
@@ -139,6 +193,7 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
                         prep.checkpoint(&weight),
                         prep.checkpoint(&bias),
                         options.clone(),
+                        current_precision(),
                     );
                     let out = B::conv2d_forward(
                         x.primitive,
@@ -165,6 +220,7 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
                         prep.checkpoint(&x),
                         prep.checkpoint(&weight),
                         options.clone(),
+                        current_precision(),
                     );
                     let out = B::conv2d_forward(x.primitive, weight.primitive, None, options);
                     prep.finish(state, out)
@@ -196,6 +252,67 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
                 )
             }
             OpsKind::UnTracked(prep) => prep.finish(B::matmul(lhs.primitive, rhs.primitive)),
+        }
+    }
+
+    fn group_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+        eps: f64,
+    ) -> GroupNormOut<Self> {
+        let prep = GroupNormStep
+            .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+            .compute_bound()
+            .stateful();
+        // the statistics are outputs of no graph node: plain tensors of the inner backend
+        let untracked = |t: FloatTensor<B>| <Autodiff<B, C> as AutodiffBackend>::from_inner(t);
+        match prep {
+            OpsKind::Tracked(mut prep) => {
+                let (xs, gs) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let out = B::group_norm_forward(
+                    x.primitive,
+                    gamma.primitive,
+                    beta.primitive,
+                    groups,
+                    eps,
+                );
+                let (mean, rstd) = (out.mean.clone(), out.rstd.clone());
+                GroupNormOut {
+                    y: prep.finish((xs, gs, out.mean, out.rstd, groups), out.y),
+                    mean: untracked(mean),
+                    rstd: untracked(rstd),
+                }
+            }
+            OpsKind::UnTracked(prep) => {
+                let out = B::group_norm_forward(
+                    x.primitive,
+                    gamma.primitive,
+                    beta.primitive,
+                    groups,
+                    eps,
+                );
+                GroupNormOut {
+                    y: prep.finish(out.y),
+                    mean: untracked(out.mean),
+                    rstd: untracked(out.rstd),
+                }
+            }
+        }
+    }
+
+    fn silu_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match SiluStep
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = prep.checkpoint(&x);
+                prep.finish(state, B::silu_forward(x.primitive))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::silu_forward(x.primitive)),
         }
     }
 }

@@ -8,9 +8,10 @@
 //! * every method has Burn's own op as its default (`ModuleOps::conv2d`, `conv2d_x_backward`,
 //!   `conv2d_weight_backward`), so a backend without a faster kernel is a one-line `impl`;
 //! * `burn::backend::Flex` (CPU) overrides them with a batch-parallel im2col + GEMM kernel on the
-//!   `gemm` crate Burn already uses, accumulating in f64 so every output is its exact sum rounded
-//!   once to f32 — order-independent, which the likelihood's ODE solve needs for parity
-//!   ([`flex`] module docs);
+//!   `gemm` crate Burn already uses, accumulating in f32 ([`Precision::Fast`], the default) or in
+//!   f64 so every output is its exact sum rounded once to f32 ([`Precision::Exact`]:
+//!   order-independent, which the likelihood's ODE solve needs for parity), chosen per thread for
+//!   a scope with [`with_precision`] ([`flex`] module docs);
 //! * `Autodiff<B>` runs `B`'s forward and wires its backward to `B`'s
 //!   [`ConvBackend::conv2d_backward`] (input and weight gradient in one call), so the fast kernel
 //!   is used in training too;
@@ -27,6 +28,7 @@
 //! backends (`cubecl`: wgpu, CUDA without fusion) and Fusion (`fusion`: wgpu, CUDA with fusion),
 //! and `Autodiff<B>` over any of them.
 
+mod activation;
 mod autodiff;
 #[cfg(feature = "cubecl")]
 mod cube;
@@ -38,6 +40,12 @@ pub mod cudnn;
 pub mod flex;
 #[cfg(feature = "fusion")]
 mod fusion_ops;
+mod norm;
+mod precision;
+
+pub use activation::{composed_silu, composed_silu_backward, silu};
+pub use norm::{GroupNormGrads, GroupNormOut, composed_backward, composed_forward, group_norm};
+pub use precision::{Precision, current_precision, with_precision};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
@@ -111,6 +119,43 @@ pub trait ConvBackend: Backend {
     /// instead of the autotuned one (docs/gpu.md, "The autotune fault").
     fn matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_matmul(lhs, rhs)
+    }
+
+    /// Group normalisation forward ([`group_norm`]): `x` `[N, C, H, W]`, `gamma`, `beta` `[C]`;
+    /// the output and the group statistics the backward needs. Burn's composed ops by default
+    /// ([`composed_forward`]); Flex runs one fused kernel.
+    fn group_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+        eps: f64,
+    ) -> GroupNormOut<Self> {
+        composed_forward::<Self>(x, gamma, beta, groups, eps)
+    }
+
+    /// Group normalisation gradients from the output gradient `dy` and the forward's `mean`,
+    /// `rstd` `[N, G]` ([`composed_backward`] by default; Flex runs one fused kernel).
+    fn group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        groups: usize,
+    ) -> GroupNormGrads<Self> {
+        composed_backward::<Self>(x, gamma, mean, rstd, dy, groups)
+    }
+
+    /// SiLU `x·σ(x)` ([`silu`]; Burn's `activation::silu` by default, one fused pass on Flex).
+    fn silu_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed_silu::<Self>(x)
+    }
+
+    /// SiLU's input gradient `dy·σ(x)·(1 + x·(1 − σ(x)))` ([`composed_silu_backward`] by
+    /// default, one fused pass on Flex).
+    fn silu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed_silu_backward::<Self>(x, dy)
     }
 
     /// `∂L/∂x` alone ([`ConvBackend::conv2d_backward`] with [`GradsNeeded::INPUT`]).

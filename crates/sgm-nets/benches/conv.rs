@@ -1,9 +1,13 @@
 //! Convolution micro-benchmarks on the CPU test backend (Flex), forward + backward
 //! (loss = mean(out²)) on `Autodiff<Flex>`, batch 8, 128 channels, 32×32:
-//! * `conv3x3`: one 3×3 conv 128→128 through sgm-conv's extension (the fast kernel) and through
+//! * `conv3x3`: one 3×3 conv 128→128 through sgm-conv's extension (the fast kernel, f32
+//!   accumulation), the same under `Precision::Exact` (`_exact`: f64 accumulation) and through
 //!   Burn's own `conv2d` (what the layers used before);
 //! * `conv3x3_fwd`: the same conv, forward only on Flex (no autodiff), both ways;
-//! * `stack`: 4 × [conv3x3, GroupNorm(32), SiLU] through the extension.
+//! * `stack`: 4 × [conv3x3, GroupNorm(32), SiLU] through the extension;
+//! * `groupnorm`: GroupNorm(32) alone, through the extension (fused on Flex) and as Burn's
+//!   composed ops (`_composed`, what the layer ran before); `silu`: SiLU alone, through the extension and
+//!   Burn's (`_burn`).
 //!
 //! `cargo test -p sgm-nets --bench conv` (dev/test profile: dependencies and sgm-conv at
 //! opt-level 3). Env `SGM_BENCH_ITERS` (default 5). Prints one `ROW <name> <median s>` line per
@@ -61,6 +65,12 @@ fn main() {
         step(sgm_conv::conv2d_module(&conv, x.clone()));
     });
     println!("ROW conv3x3 {fast:.4}");
+    let exact = time(iters, || {
+        sgm_conv::with_precision(sgm_conv::Precision::Exact, || {
+            step(sgm_conv::conv2d_module(&conv, x.clone()))
+        });
+    });
+    println!("ROW conv3x3_exact {exact:.4}");
     let burn = time(iters, || {
         let w = conv.weight.val();
         let b = conv.bias.as_ref().map(|b| b.val());
@@ -73,6 +83,12 @@ fn main() {
         drop(sgm_conv::conv2d_module(&conv_in, x_in.clone()));
     });
     println!("ROW conv3x3_fwd {fwd:.4}");
+    let fwd_exact = time(iters, || {
+        sgm_conv::with_precision(sgm_conv::Precision::Exact, || {
+            drop(sgm_conv::conv2d_module(&conv_in, x_in.clone()))
+        });
+    });
+    println!("ROW conv3x3_fwd_exact {fwd_exact:.4}");
     let fwd_burn = time(iters, || {
         let w = conv_in.weight.val();
         let b = conv_in.bias.as_ref().map(|b| b.val());
@@ -90,11 +106,32 @@ fn main() {
     let stack = time(iters, || {
         let mut h = x.clone();
         for (c, n) in convs.iter().zip(&norms) {
-            h = silu(n.forward(sgm_conv::conv2d_module(c, h)));
+            h = sgm_conv::silu(n.forward(sgm_conv::conv2d_module(c, h)));
         }
         step(h);
     });
     println!("ROW stack {stack:.4}");
+
+    let gn = &norms[0];
+    let groupnorm = time(iters, || step(gn.forward(x.clone())));
+    println!("ROW groupnorm {groupnorm:.4}");
+    let composed = time(iters, || {
+        let out = sgm_conv::composed_forward::<A>(
+            x.clone().into_primitive().tensor(),
+            gn.weight.val().into_primitive().tensor(),
+            gn.bias.val().into_primitive().tensor(),
+            32,
+            gn.epsilon,
+        );
+        step(Tensor::from_primitive(
+            burn::tensor::TensorPrimitive::Float(out.y),
+        ));
+    });
+    println!("ROW groupnorm_composed {composed:.4}");
+    let act = time(iters, || step(sgm_conv::silu(x.clone())));
+    println!("ROW silu {act:.4}");
+    let act_burn = time(iters, || step(silu(x.clone())));
+    println!("ROW silu_burn {act_burn:.4}");
 }
 
 fn rayon_threads() -> usize {

@@ -80,12 +80,14 @@ pub mod layers;
 pub mod ncsnpp;
 pub mod net;
 pub mod pickle;
+pub mod precision;
 pub mod weights;
 pub mod wideresnet;
 
 pub use config::{DataConfig, ModelConfig, ModelKnobs, ModelName};
 pub use error::{NetsError, Result};
 pub use net::{ScoreNet, get_sigmas};
+pub use precision::{LIKELIHOOD_PRECISION, Precision, WithPrecision};
 pub use sgm_conv::{ConvAutodiffBackend, ConvBackend};
 pub use weights::{
     CheckpointWeights, StateDict, load_checkpoint, load_safetensors, param_entries,

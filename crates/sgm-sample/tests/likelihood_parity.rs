@@ -5,6 +5,7 @@ mod common;
 
 use common::{case_model, check_exhausted, f64_key, str_key};
 use sde_core::ScoreFn;
+use sgm_nets::{LIKELIHOOD_PRECISION, WithPrecision};
 use sgm_sample::{DataScaler, Hutchinson, LikelihoodConfig, Rk45Options, likelihood};
 use sgm_testkit::{Case, Checker, TestAutodiff, Tolerance, cases, device, host};
 
@@ -15,7 +16,8 @@ fn run(case: &Case, checker: &mut Checker) {
         Err(e) => return checker.fail(case, format!("model: {e}")),
     };
     let sde = case.sde();
-    let score = ScoreFn::new(&sde, &model, true);
+    // the likelihood flows' convolution precision (exact sums: docs/parity.md)
+    let score = WithPrecision::new(ScoreFn::new(&sde, &model, true), LIKELIHOOD_PRECISION);
     let offset = f64_key(case, "bpd_offset");
     let scaler = if offset == 7.0 {
         DataScaler::Centered

@@ -1,16 +1,23 @@
 //! [`ConvBackend`] for `burn::backend::Flex`: float32, `groups = 1` convolutions run on
 //! [`kernel`] (batch-parallel im2col + GEMM on the `gemm` crate, 1×1 convs as plain matrix
-//! products, both gradients in one parallel pass over the batch, every sum accumulated in f64 and
-//! rounded once to f32). Other dtypes and grouped convolutions use Burn's Flex kernels.
+//! products, both gradients in one parallel pass over the batch, sums accumulated in f32 or — under
+//! [`Precision::Exact`] — in f64 and rounded once to f32). Other dtypes and grouped convolutions
+//! use Burn's Flex kernels.
 
+pub mod act;
 pub mod kernel;
+pub mod norm;
 
 use burn::tensor::TensorData;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{DType, TensorMetadata};
 use burn_flex::{Flex, FlexTensor};
 
-use crate::{ConvBackend, ConvGrads, GradsNeeded, burn_conv2d_grads};
+use crate::{
+    ConvBackend, ConvGrads, GradsNeeded, GroupNormGrads, GroupNormOut, Precision,
+    burn_conv2d_grads, composed_backward, composed_forward, composed_silu, composed_silu_backward,
+    current_precision,
+};
 use kernel::Geometry;
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -42,8 +49,35 @@ fn slice(t: &FlexTensor) -> &[f32] {
         .expect("contiguous f32 tensor (checked by fast_geometry)")
 }
 
-fn tensor(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+fn tensor<const D: usize>(v: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape))
+}
+
+/// The fused group-norm kernel's geometry when it applies (f32, `x` 4-D, `C` a multiple of
+/// `groups`, `[C]` parameters).
+fn norm_geometry(
+    x: &FlexTensor,
+    params: &[&FlexTensor],
+    groups: usize,
+) -> Option<norm::NormGeometry> {
+    let f32s = std::iter::once(x)
+        .chain(params.iter().copied())
+        .all(|t| t.dtype() == DType::F32);
+    if !f32s || x.shape().num_dims() != 4 {
+        return None;
+    }
+    let [n, c, h, w] = dims4(x);
+    let ok = groups > 0
+        && c.is_multiple_of(groups)
+        && params
+            .iter()
+            .all(|t| t.shape().num_dims() == 1 && t.shape()[0] == c);
+    (ok && n * c * h * w > 0).then_some(norm::NormGeometry {
+        n,
+        c,
+        hw: h * w,
+        groups,
+    })
 }
 
 impl ConvBackend for Flex {
@@ -58,7 +92,11 @@ impl ConvBackend for Flex {
             return <Flex as burn::tensor::ops::ModuleOps<Flex>>::conv2d(x, weight, bias, options);
         };
         let (x, weight, bias) = (values(&x), values(&weight), bias.as_ref().map(values));
-        let y = kernel::forward(&g, slice(&x), slice(&weight), bias.as_ref().map(slice));
+        let (x, w, b) = (slice(&x), slice(&weight), bias.as_ref().map(slice));
+        let y = match current_precision() {
+            Precision::Fast => kernel::forward::<f32>(&g, x, w, b),
+            Precision::Exact => kernel::forward::<f64>(&g, x, w, b),
+        };
         tensor(y, [g.n, g.o, g.ho, g.wo])
     }
 
@@ -76,17 +114,77 @@ impl ConvBackend for Flex {
         };
         let wshape = dims4(&weight);
         let (x, weight, dy) = (values(&x), values(&weight), values(&output_grad));
-        let (dx, dw) = kernel::backward(
-            &g,
-            slice(&x),
-            slice(&weight),
-            slice(&dy),
-            needed.x,
-            needed.weight,
-        );
+        let (x, w, dy) = (slice(&x), slice(&weight), slice(&dy));
+        let (dx, dw) = match current_precision() {
+            Precision::Fast => kernel::backward::<f32>(&g, x, w, dy, needed.x, needed.weight),
+            Precision::Exact => kernel::backward::<f64>(&g, x, w, dy, needed.x, needed.weight),
+        };
         ConvGrads {
             x: dx.map(|v| tensor(v, [g.n, g.c, g.h, g.w])),
             weight: dw.map(|v| tensor(v, wshape)),
         }
+    }
+
+    fn group_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+        eps: f64,
+    ) -> GroupNormOut<Self> {
+        let Some(g) = norm_geometry(&x, &[&gamma, &beta], groups) else {
+            return composed_forward::<Flex>(x, gamma, beta, groups, eps);
+        };
+        let shape = dims4(&x);
+        let (x, gamma, beta) = (values(&x), values(&gamma), values(&beta));
+        let (y, mean, rstd) = norm::forward(&g, slice(&x), slice(&gamma), slice(&beta), eps);
+        GroupNormOut {
+            y: tensor(y, shape),
+            mean: tensor(mean, [g.n, groups]),
+            rstd: tensor(rstd, [g.n, groups]),
+        }
+    }
+
+    fn group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        groups: usize,
+    ) -> GroupNormGrads<Self> {
+        let fast = norm_geometry(&x, &[&gamma], groups)
+            .filter(|_| dy.shape() == x.shape() && rstd.dtype() == DType::F32);
+        let Some(g) = fast else {
+            return composed_backward::<Flex>(x, gamma, mean, rstd, dy, groups);
+        };
+        let shape = dims4(&x);
+        let (x, gamma, dy) = (values(&x), values(&gamma), values(&dy));
+        let rstd = values(&rstd);
+        let (dx, dgamma, dbeta) =
+            norm::backward(&g, slice(&x), slice(&gamma), slice(&rstd), slice(&dy));
+        GroupNormGrads {
+            x: tensor(dx, shape),
+            gamma: tensor(dgamma, [g.c]),
+            beta: tensor(dbeta, [g.c]),
+        }
+    }
+
+    fn silu_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        if x.dtype() != DType::F32 {
+            return composed_silu::<Flex>(x);
+        }
+        let shape = x.shape();
+        let x = values(&x);
+        FlexTensor::from_data(TensorData::new(act::forward(slice(&x)), shape))
+    }
+
+    fn silu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        if x.dtype() != DType::F32 || dy.dtype() != DType::F32 || x.shape() != dy.shape() {
+            return composed_silu_backward::<Flex>(x, dy);
+        }
+        let shape = x.shape();
+        let (x, dy) = (values(&x), values(&dy));
+        FlexTensor::from_data(TensorData::new(act::backward(slice(&x), slice(&dy)), shape))
     }
 }

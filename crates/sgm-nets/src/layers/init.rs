@@ -9,6 +9,8 @@ use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation;
 
+use sgm_conv::ConvBackend;
+
 use crate::config::Nonlinearity;
 
 /// Bound of `default_init(scale)` = `variance_scaling(scale, 'fan_avg', 'uniform')`:
@@ -117,39 +119,26 @@ pub struct GroupNorm<B: Backend> {
     pub epsilon: f64,
 }
 
-impl<B: Backend> GroupNorm<B> {
-    /// `(x − mean_g) / sqrt(var_g + ε) · γ_c + β_c` over groups of channels (biased variance).
+impl<B: ConvBackend> GroupNorm<B> {
+    /// `(x − mean_g) / sqrt(var_g + ε) · γ_c + β_c` over groups of channels (biased variance),
+    /// through sgm-conv's extension (`sgm_conv::group_norm`: one fused kernel per direction on
+    /// Flex, Burn's composed ops elsewhere).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, c, h, w] = x.dims();
-        let g = self.num_groups;
-        let k = c / g * h * w;
-        let xg = x.reshape([n, g, k]); // [B, G, K]
-        let mean = xg.clone().sum_dim(2).div_scalar(k as f64); // [B, G, 1]
-        let xc = xg.sub(mean);
-        let var = xc.clone().square().sum_dim(2).div_scalar(k as f64); // [B, G, 1]
-        let xn = xc
-            .div(var.add_scalar(self.epsilon).sqrt())
-            .reshape([n * c, h * w]); // [BC, HW]
-        let gamma = self
-            .weight
-            .val()
-            .unsqueeze_dim::<2>(0)
-            .expand([n, c])
-            .reshape([n * c, 1]);
-        let beta = self
-            .bias
-            .val()
-            .unsqueeze_dim::<2>(0)
-            .expand([n, c])
-            .reshape([n * c, 1]);
-        xn.mul(gamma).add(beta).reshape([n, c, h, w])
+        sgm_conv::group_norm(
+            x,
+            self.weight.val(),
+            self.bias.val(),
+            self.num_groups,
+            self.epsilon,
+        )
     }
 }
 
 /// Reference `get_act(config)`.
-pub fn act<B: Backend, const D: usize>(x: Tensor<B, D>, kind: Nonlinearity) -> Tensor<B, D> {
+pub fn act<B: ConvBackend, const D: usize>(x: Tensor<B, D>, kind: Nonlinearity) -> Tensor<B, D> {
     match kind {
-        Nonlinearity::Swish => activation::silu(x),
+        // through sgm-conv (one fused pass per direction on Flex)
+        Nonlinearity::Swish => sgm_conv::silu(x),
         Nonlinearity::Relu => activation::relu(x),
         Nonlinearity::Lrelu => activation::leaky_relu(x, 0.2),
         // ELU(x) = x for x > 0, exp(x) − 1 otherwise

@@ -48,7 +48,7 @@ use serde_json::{Value, json};
 use sgm_config::{BpdDataset, ExperimentConfig};
 use sgm_conv::{ConvAutodiffBackend, ConvBackend};
 use sgm_eval::{InceptionV3, POOL3_DIM, StatsFile};
-use sgm_nets::{CheckpointWeights, ScoreNet};
+use sgm_nets::{CheckpointWeights, LIKELIHOOD_PRECISION, ScoreNet, WithPrecision};
 use sgm_sample::LikelihoodConfig;
 
 pub use report::{
@@ -205,7 +205,8 @@ fn widen(v: &[f32]) -> Vec<f64> {
 
 /// Bits/dim of `data` (dequantised, scaled to the model's space) under the probability-flow
 /// ODE of `net` (reference `likelihood.get_likelihood_fn`, continuous score), probes from
-/// `noise`: per image, and the network calls spent.
+/// `noise`: per image, and the network calls spent. Convolutions accumulate exactly
+/// ([`sgm_nets::LIKELIHOOD_PRECISION`]).
 pub fn bits_per_dim<B: ConvAutodiffBackend, N: NoiseSource<B>>(
     sde: &AnySde,
     net: &ScoreNet<B>,
@@ -213,7 +214,7 @@ pub fn bits_per_dim<B: ConvAutodiffBackend, N: NoiseSource<B>>(
     cfg: &LikelihoodConfig,
     noise: &mut N,
 ) -> Result<(Vec<f64>, usize)> {
-    let score = ScoreFn::new(sde, net, true);
+    let score = WithPrecision::new(ScoreFn::new(sde, net, true), LIKELIHOOD_PRECISION);
     let out = sgm_sample::likelihood(sde, &score, data, cfg, noise)?;
     let v = out
         .bpd

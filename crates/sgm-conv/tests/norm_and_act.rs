@@ -1,0 +1,218 @@
+//! The fused GroupNorm and SiLU of the extension (Flex kernels, one `Autodiff` node each) against
+//! Burn's composed ops — forward, statistics, and every gradient through the autodiff graph — on
+//! the score networks' shapes, with a stated bound; plus the normalisation's defining property.
+
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use burn::tensor::activation;
+use sgm_conv::{ConvBackend, composed_forward, group_norm, silu};
+use sgm_testkit::{TestAutodiff, TestBackend};
+
+mod common;
+use common::values;
+
+/// Relative bound (of the tensor's largest value): both sides are f32, the fused kernels sum in
+/// f64 and in another order.
+const BOUND: f64 = if sgm_testkit::GPU { 1e-2 } else { 1e-5 };
+
+/// Values in roughly `[offset − scale, offset + scale]`.
+fn rand<B: Backend, const D: usize>(
+    shape: [usize; D],
+    seed: u64,
+    offset: f32,
+    scale: f32,
+) -> Tensor<B, D> {
+    let n = shape.iter().product();
+    let v: Vec<f32> = values(n, seed)
+        .into_iter()
+        .map(|a| offset + scale * a)
+        .collect();
+    Tensor::from_data(TensorData::new(v, shape), &Default::default())
+}
+
+fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .expect("f32 tensor")
+}
+
+fn assert_close(case: &str, what: &str, got: Vec<f32>, want: Vec<f32>) {
+    assert_eq!(got.len(), want.len(), "{case} {what}: length");
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let err = got
+        .iter()
+        .zip(&want)
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    assert!(
+        err <= BOUND * scale.max(1e-30),
+        "{case} {what}: max |fused − composed| = {err:e} > {BOUND} · {scale:e}"
+    );
+}
+
+fn composed<B: ConvBackend>(
+    x: Tensor<B, 4>,
+    g: Tensor<B, 1>,
+    b: Tensor<B, 1>,
+    groups: usize,
+) -> Tensor<B, 4> {
+    let p = |t: Tensor<B, 1>| t.into_primitive().tensor();
+    let out = composed_forward::<B>(x.into_primitive().tensor(), p(g), p(b), groups, 1e-6);
+    Tensor::from_primitive(TensorPrimitive::Float(out.y))
+}
+
+/// `(shape, groups, input offset, input scale)`: NCSN++ / DDPM++ CIFAR-10 and 256² levels, a
+/// one-channel-per-group case, odd sizes, a 1×1 plane, and inputs with a large mean (where the
+/// composed f32 ops cancel: that case's forward is checked against an f64 reference only).
+const CASES: [([usize; 4], usize, f32, f32); 6] = [
+    ([4, 128, 16, 16], 32, 0.0, 1.0),
+    ([2, 256, 4, 4], 32, 0.5, 3.0),
+    ([3, 6, 5, 7], 3, -2.0, 0.5),
+    ([2, 8, 3, 3], 8, 0.0, 1.0),
+    ([2, 64, 1, 1], 16, 1.0, 1.0),
+    ([2, 32, 8, 8], 8, 100.0, 0.01),
+];
+
+/// Group normalisation in f64 on the host (ε = 1e-6), rounded to f32.
+fn f64_group_norm(x: &[f32], g: &[f32], b: &[f32], shape: [usize; 4], groups: usize) -> Vec<f32> {
+    let [_, c, h, w] = shape;
+    let k = c / groups * h * w;
+    let mut y = Vec::with_capacity(x.len());
+    for (ng, grp) in x.chunks(k).enumerate() {
+        let mean = grp.iter().map(|&a| a as f64).sum::<f64>() / k as f64;
+        let var = grp.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / k as f64;
+        let r = 1.0 / (var + 1e-6).sqrt();
+        for (i, &v) in grp.iter().enumerate() {
+            let ch = (ng % groups) * (c / groups) + i / (h * w);
+            y.push(((v as f64 - mean) * r * g[ch] as f64 + b[ch] as f64) as f32);
+        }
+    }
+    y
+}
+
+#[test]
+fn group_norm_matches_the_composed_ops_forward_and_backward() {
+    for (i, (shape, groups, offset, scale)) in CASES.into_iter().enumerate() {
+        let case = format!("{shape:?} / {groups} groups");
+        let c = shape[1];
+        let seed = 10 * i as u64;
+        // forward on the plain backend, statistics included
+        let x = rand::<TestBackend, 4>(shape, seed, offset, scale);
+        let (g, b) = (
+            rand::<TestBackend, 1>([c], seed + 1, 1.0, 0.5),
+            rand([c], seed + 2, 0.0, 0.5),
+        );
+        let p = |t: Tensor<TestBackend, 1>| t.into_primitive().tensor();
+        let fused = TestBackend::group_norm_forward(
+            x.clone().into_primitive().tensor(),
+            p(g.clone()),
+            p(b.clone()),
+            groups,
+            1e-6,
+        );
+        let want =
+            composed_forward::<TestBackend>(x.into_primitive().tensor(), p(g), p(b), groups, 1e-6);
+        let h = |t| host::<TestBackend, 2>(Tensor::from_primitive(TensorPrimitive::Float(t)));
+        let y = host::<TestBackend, 4>(Tensor::from_primitive(TensorPrimitive::Float(fused.y)));
+        let input = |s, o, k, shape: &[usize]| {
+            values(shape.iter().product(), s)
+                .into_iter()
+                .map(move |a| o + k * a)
+        };
+        let reference = f64_group_norm(
+            &input(seed, offset, scale, &shape).collect::<Vec<_>>(),
+            &input(seed + 1, 1.0, 0.5, &[c]).collect::<Vec<_>>(),
+            &input(seed + 2, 0.0, 0.5, &[c]).collect::<Vec<_>>(),
+            shape,
+            groups,
+        );
+        assert_close(&case, "y vs f64", y.clone(), reference);
+        if offset.abs() / scale > 1e3 {
+            continue; // the composed f32 ops lose ~1e-3 to cancellation here
+        }
+        let want_y = host::<TestBackend, 4>(Tensor::from_primitive(TensorPrimitive::Float(want.y)));
+        assert_close(&case, "y", y, want_y);
+        assert_close(&case, "mean", h(fused.mean), h(want.mean));
+        assert_close(&case, "rstd", h(fused.rstd), h(want.rstd));
+
+        // every gradient through the autodiff graph, loss = Σ y·r
+        let grads = |fused: bool| {
+            let x = rand::<TestAutodiff, 4>(shape, seed, offset, scale).require_grad();
+            let g = rand::<TestAutodiff, 1>([c], seed + 1, 1.0, 0.5).require_grad();
+            let b = rand::<TestAutodiff, 1>([c], seed + 2, 0.0, 0.5).require_grad();
+            let r = rand::<TestAutodiff, 4>(shape, seed + 3, 0.0, 1.0);
+            let y = if fused {
+                group_norm(x.clone(), g.clone(), b.clone(), groups, 1e-6)
+            } else {
+                composed(x.clone(), g.clone(), b.clone(), groups)
+            };
+            let gr = y.mul(r).sum().backward();
+            (
+                host(x.grad(&gr).expect("x grad")),
+                host(g.grad(&gr).expect("γ grad")),
+                host(b.grad(&gr).expect("β grad")),
+            )
+        };
+        let (fx, fg, fb) = grads(true);
+        let (cx, cg, cb) = grads(false);
+        assert_close(&case, "∂x", fx, cx);
+        assert_close(&case, "∂γ", fg, cg);
+        assert_close(&case, "∂β", fb, cb);
+    }
+}
+
+/// The defining property, independent of any implementation: with γ = 1, β = 0 every group of
+/// the output has mean 0 and variance σ²/(σ² + ε) ≈ 1; and only `x` tracked still differentiates.
+#[test]
+fn group_norm_normalises_each_group() {
+    let (n, c, groups, hw) = (3, 12, 4, 25);
+    let x = rand::<TestAutodiff, 4>([n, c, 5, 5], 7, 3.0, 2.0).require_grad();
+    let ones = Tensor::<TestAutodiff, 1>::ones([c], &Default::default());
+    let y = group_norm(x.clone(), ones.clone(), ones.zeros_like(), groups, 1e-6);
+    let v = host(y.clone());
+    let k = c / groups * hw;
+    for grp in v.chunks(k) {
+        let mean = grp.iter().map(|&a| a as f64).sum::<f64>() / k as f64;
+        let var = grp.iter().map(|&a| (a as f64 - mean).powi(2)).sum::<f64>() / k as f64;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
+            "group mean {mean}, var {var}"
+        );
+    }
+    // Σ y is constant in x (each group sums to 0 · K): its gradient vanishes
+    let gr = y.sum().backward();
+    let gx = host(x.grad(&gr).expect("x grad"));
+    assert!(
+        gx.iter().all(|g| g.abs() < 1e-5),
+        "∂(Σy)/∂x = 0, got {:?}",
+        &gx[..4]
+    );
+}
+
+#[test]
+fn silu_matches_burn_forward_and_backward() {
+    for (i, (shape, _, offset, scale)) in CASES.into_iter().enumerate() {
+        let case = format!("{shape:?}");
+        let seed = 100 + i as u64;
+        let x = rand::<TestBackend, 4>(shape, seed, offset.clamp(-3.0, 3.0), scale.max(4.0));
+        assert_close(
+            &case,
+            "silu",
+            host(silu(x.clone())),
+            host(activation::silu(x)),
+        );
+        let grad = |fused: bool| {
+            let x = rand::<TestAutodiff, 4>(shape, seed, offset.clamp(-3.0, 3.0), scale.max(4.0))
+                .require_grad();
+            let r = rand::<TestAutodiff, 4>(shape, seed + 1, 0.0, 1.0);
+            let y = if fused {
+                silu(x.clone())
+            } else {
+                activation::silu(x.clone())
+            };
+            let gr = y.mul(r).sum().backward();
+            host(x.grad(&gr).expect("x grad"))
+        };
+        assert_close(&case, "∂x", grad(true), grad(false));
+    }
+}
