@@ -2,11 +2,12 @@
 //! `docs/training.md`, "Inside your own burn-train Learner"):
 //!
 //! ```text
-//! cargo run -p sgm-train --features learner --example learner -- ../shared/data/cifar10 runs/learner
+//! cargo run -p sgm-train --features learner --example learner -- ../shared/data/cifar10 runs/learner [N]
 //! ```
 //!
 //! The official DDPM++ continuous (VP) experiment, shrunk for a CPU (nf 16, one res block per
-//! level, no attention), on CIFAR-10 `data_batch_1.bin` (training) and the first 256 images of
+//! level, no attention), on CIFAR-10 `data_batch_1.bin` (training; its first `N` images when
+//! given) and the first 256 images of
 //! `test_batch.bin` (validation), one epoch of Adam at lr 2e-4, burn-train's `LossMetric` and CLI
 //! renderer. The Learner path carries no global gradient clipping, warm-up, EMA or sgm
 //! checkpoints (`sgm_train::learner`); `cargo xtask train` runs the reference's loop.
@@ -28,11 +29,13 @@ use sgm_train::learner::data::{ImageBatcher, ImageDataset};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let data = PathBuf::from(
-        args.next()
-            .context("usage: learner CIFAR10_DIR [WORKDIR]")?,
-    );
+    let usage = "usage: learner CIFAR10_DIR [WORKDIR] [N_TRAIN_IMAGES]";
+    let data = PathBuf::from(args.next().context(usage)?);
     let workdir = PathBuf::from(args.next().unwrap_or_else(|| "runs/learner".into()));
+    let n_train = match args.next() {
+        Some(n) => n.parse().context(usage)?,
+        None => usize::MAX,
+    };
 
     // any official experiment (name or .toml), with `--set`-style overrides
     let small = [
@@ -44,7 +47,7 @@ fn main() -> Result<()> {
     let exp = ExperimentConfig::load_with("vp/cifar10_ddpmpp_continuous", &small)?;
     let cfg = TrainConfig::from_experiment(&exp)?;
 
-    let train = Cifar10::load_files(&[data.join("data_batch_1.bin")])?;
+    let train = Cifar10::load_files(&[data.join("data_batch_1.bin")])?.truncate(n_train);
     let valid = Cifar10::load_files(&[data.join("test_batch.bin")])?.truncate(256);
     let train: Arc<dyn ImageSource> = Arc::new(train);
     let valid: Arc<dyn ImageSource> = Arc::new(valid);
@@ -74,8 +77,10 @@ fn main() -> Result<()> {
         .summary()
         .launch(learner);
 
-    // the trained network: sample it, or save it (`sgm_nets::save_safetensors`)
-    let net = result.model.net;
-    println!("trained {}", net.config().model.name);
+    // the trained network (inner backend), saved in the reference layout
+    let steps = result.model.steps();
+    let path = workdir.join("net.safetensors");
+    sgm_nets::save_safetensors(&result.model.net, &path)?;
+    println!("{steps} steps; network written to {}", path.display());
     Ok(())
 }

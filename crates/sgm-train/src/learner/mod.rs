@@ -60,13 +60,25 @@ pub struct ScoreLearner<B: Backend> {
 }
 
 /// What the steps need besides the weights; shared by every clone of a learner.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Objective {
     stepper: Stepper,
     /// Loss draws, in call order.
     rng: Arc<Mutex<TrainRng>>,
     /// Train steps taken (dropout seeding).
     steps: Arc<AtomicU64>,
+}
+
+/// Compact (burn-train prints the model; the SDE's discrete tables would fill the screen).
+impl std::fmt::Debug for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Objective")
+            .field("sde", &sde_core::Sde::kind(&self.stepper.sde))
+            .field("loss", &self.stepper.loss)
+            .field("seed", &self.stepper.seed)
+            .field("steps", &self.steps.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
 }
 
 impl<B: Backend> ScoreLearner<B> {
