@@ -11,8 +11,8 @@
 //! masks are drawn per device and differ.
 //!
 //! Burn's own strategies (`../shared/reference/burn-0.21.md` §8: burn-train's multi-device
-//! strategy, DDP over NCCL) are not used: burn-train is not in the build
-//! (`docs/architecture.md`), and the `distributed` feature breaks `Autodiff<Flex>`. Peers of a
+//! strategy, DDP over NCCL) are not used: burn-train is not in the default build (only in the
+//! optional `learner` feature; `docs/architecture.md`), and the `distributed` feature breaks `Autodiff<Flex>`. Peers of a
 //! burn-collective collective: `crate::collective` (feature `collective`), the same shard step
 //! with burn-collective's all-reduce.
 

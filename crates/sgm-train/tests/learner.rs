@@ -22,7 +22,7 @@ use burn_train::{InferenceStep, Learner, SupervisedTraining, TrainStep};
 use sde_core::training_loss;
 use sgm_nets::{ModelConfig, ScoreNet};
 use sgm_testkit::{TestAutodiff, TestBackend, device};
-use sgm_train::data::{ImageSource, InMemoryImages};
+use sgm_train::data::{ImageSource, InMemoryImages, Transforms};
 use sgm_train::learner::ScoreLearner;
 use sgm_train::learner::data::{ImageBatcher, ImageDataset};
 use sgm_train::trainer::LOSS_STREAM;
@@ -335,4 +335,55 @@ fn learner_trains_end_to_end() {
     assert_eq!(rec.valid.len(), 1, "{:?}", rec.valid);
     assert!(rec.valid[0].is_finite() && rec.valid[0] > 0.0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The dataset serves the source's pixels; the batcher applies the config's transforms (here:
+/// the scaler `2x − 1`, and flips that only mirror rows); an unreadable image panics naming its
+/// file (burn's `Dataset::get` has no error channel).
+#[test]
+fn dataset_and_batcher_serve_transformed_images() {
+    let dev = device();
+    let data = images(6, 4);
+    let ds = ImageDataset::new(Arc::new(data.clone()));
+    assert_eq!(ds.len(), 6);
+    assert!(ds.get(6).is_none());
+    let items: Vec<Vec<u8>> = (0..6).map(|i| ds.get(i).unwrap()).collect();
+    assert_eq!(items[5], data.get(5).unwrap());
+
+    let plain = Transforms {
+        random_flip: false,
+        uniform_dequantization: false,
+        centered: true,
+    };
+    let b = ImageBatcher::with_transforms([3, 8, 8], plain, TrainRng::new(0, 0));
+    let x: Tensor<TestBackend, 4> = b.batch(items.clone(), &dev);
+    assert_eq!(x.dims(), [6, 3, 8, 8]);
+    let got = x.into_data().to_vec::<f32>().unwrap();
+    let want: Vec<f32> = items
+        .concat()
+        .iter()
+        .map(|&p| p as f32 / 255.0 * 2.0 - 1.0)
+        .collect();
+    assert_eq!(got, want);
+
+    // config transforms: flip (on by default) mirrors some images, never changes a row's values
+    let flipped: Tensor<TestBackend, 4> = ImageBatcher::new(&config(), 0).batch(items, &dev);
+    let f = flipped.into_data().to_vec::<f32>().unwrap();
+    let mut n_flipped = 0;
+    for (a, b) in f.chunks(3 * 64).zip(want.chunks(3 * 64)) {
+        let mirrored: Vec<f32> = b.chunks(8).flat_map(|r| r.iter().rev().copied()).collect();
+        assert!(a == b || a == mirrored.as_slice());
+        n_flipped += usize::from(a != b);
+    }
+    assert!(n_flipped > 0 && n_flipped < 6, "{n_flipped} of 6 flipped");
+
+    let dir = std::env::temp_dir().join(format!("sgm-learner-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("broken.png"), b"not a png").unwrap();
+    let folder = sgm_train::data::ImageFolder::new(&dir, 8).unwrap();
+    let ds = ImageDataset::new(Arc::new(folder));
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ds.get(0))).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("broken.png"), "{msg}");
 }

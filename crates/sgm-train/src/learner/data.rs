@@ -1,8 +1,8 @@
-//! sgm's images for burn's `DataLoader`: [`ImageDataset`] serves any
-//! [`ImageSource`](crate::data::ImageSource) (CIFAR-10 binary / pickle batches, image folders,
-//! in memory) as items of 8-bit pixels, and [`ImageBatcher`] turns them into the scaled
-//! `[B, C, H, W]` batches a [`ScoreLearner`](super::ScoreLearner) steps on, with the reference's
-//! transforms ([`transform_item`]: flip, dequantisation, scaler).
+//! sgm's images for burn's `DataLoader`: [`ImageDataset`] serves any [`ImageSource`] (CIFAR-10
+//! binary / pickle batches, image folders, in memory) as items of 8-bit pixels, and
+//! [`ImageBatcher`] turns them into the scaled `[B, C, H, W]` batches a
+//! [`ScoreLearner`](super::ScoreLearner) steps on, with the reference's transforms
+//! ([`transform_item`]: flip, dequantisation, scaler).
 //!
 //! Order and augmentation here are burn's, not sgm's [`DataStream`](crate::data::DataStream):
 //! the `DataLoader` shuffles (its own seed) and the batcher draws the flips / dequantisation
