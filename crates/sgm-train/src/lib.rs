@@ -17,6 +17,9 @@
 //!   single-device step on the union batch).
 //! * `collective` (feature `collective`): data parallelism through burn-collective's
 //!   all-reduce (equals one process on the union batch; several nodes are blocked upstream).
+//! * `learner` (feature `learner`): burn-train's `TrainStep` / `InferenceStep` for the score
+//!   networks, a `Dataset` / `Batcher` of sgm's image sources: train inside your own
+//!   burn-train `Learner` (without the reference's clipping, warm-up, EMA or sgm checkpoints).
 //! * [`TrainRng`]: the trainer's own resumable random stream (Burn's CPU RNG is global).
 //!
 //! Generic over any Burn `AutodiffBackend`; no global state except that dropout masks come from
@@ -34,6 +37,8 @@ pub mod ema;
 pub mod error;
 pub mod evaluate;
 pub mod generate;
+#[cfg(feature = "learner")]
+pub mod learner;
 pub mod net;
 pub mod optim;
 pub mod parallel;

@@ -11,8 +11,8 @@
 //! masks are drawn per device and differ.
 //!
 //! Burn's own strategies (`../shared/reference/burn-0.21.md` §8: burn-train's multi-device
-//! strategy, DDP over NCCL) are not used: burn-train is not in the build
-//! (`docs/architecture.md`), and the `distributed` feature breaks `Autodiff<Flex>`. Peers of a
+//! strategy, DDP over NCCL) are not used: burn-train is not in the default build (only in the
+//! optional `learner` feature; `docs/architecture.md`), and the `distributed` feature breaks `Autodiff<Flex>`. Peers of a
 //! burn-collective collective: `crate::collective` (feature `collective`), the same shard step
 //! with burn-collective's all-reduce.
 
@@ -257,12 +257,7 @@ impl Stepper {
     ) -> Result<(Tensor<B::InnerBackend, 1>, GradientsParams)> {
         let device = x.device();
         let n = x.dims()[0];
-        if self.dropout {
-            B::seed(
-                &device,
-                self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
-        }
+        self.seed_dropout::<B>(&device, step);
         // the batch-mean loss is Σ_i (n_i / B) · mean_i
         let w = n as f64 / total as f64;
         let loss = training_loss(&self.sde, model, x, &self.loss, draws)?.mul_scalar(w); // [1]

@@ -339,11 +339,7 @@ where
             )
         }
     };
-    let tf = Transforms {
-        random_flip: cfg.transforms.random_flip,
-        uniform_dequantization: cfg.transforms.uniform_dequantization,
-        centered: cfg.model.data.centered,
-    };
+    let tf = Transforms::of(cfg);
     check_shape(cfg, "training", data.train.as_ref())?;
     check_shape(cfg, "eval", data.eval.as_ref())?;
     let train_stream = DataStream::new(

@@ -7,7 +7,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sde_core::{AnySde, LossConfig, NoiseSource, training_loss};
-use sgm_conv::ConvAutodiffBackend;
+use sgm_conv::{ConvAutodiffBackend, ConvBackend};
 use sgm_nets::ScoreNet;
 
 use crate::config::TrainConfig;
@@ -142,20 +142,38 @@ impl Stepper {
         batch: Tensor<B, 4>,
         noise: &mut N,
     ) -> Result<StepOutput> {
-        let step = state.step + 1;
+        let (loss_value, grads) =
+            self.loss_and_grads(&state.model, batch, state.step + 1, noise)?;
+        state.apply(grads, loss_value)
+    }
+
+    /// Re-seeds Burn's RNG for the dropout masks of train step `step` (when the network has
+    /// dropout): dropout draws from Burn's process-global RNG, so a resumed run repeats the
+    /// same masks only if every step seeds it.
+    pub(crate) fn seed_dropout<B: Backend>(&self, device: &B::Device, step: u64) {
         if self.dropout {
-            // Dropout draws from Burn's (process-global) RNG: seed it per step so a resumed
-            // run repeats the same masks.
-            B::seed(
-                &batch.device(),
-                self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            );
+            B::seed(device, self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         }
-        let loss = training_loss(&self.sde, &state.model, batch, &self.loss, noise)?; // [1]
+    }
+
+    /// Forward and backward pass of train step `step` (1 for the first) on `batch`
+    /// (`[B, C, H, W]`, scaled): dropout seeding, `sde_core::training_loss` drawing from
+    /// `noise`, the NaN / Inf check, backward. Returns the batch loss and the gradients of
+    /// `model`'s parameters. The one loss-and-gradient path of [`Stepper::train_step`] and of
+    /// burn-train's `TrainStep` (`crate::learner`, feature `learner`).
+    pub fn loss_and_grads<B: ConvAutodiffBackend, N: NoiseSource<B>>(
+        &self,
+        model: &ScoreNet<B>,
+        batch: Tensor<B, 4>,
+        step: u64,
+        noise: &mut N,
+    ) -> Result<(f64, GradientsParams)> {
+        self.seed_dropout::<B>(&batch.device(), step);
+        let loss = training_loss(&self.sde, model, batch, &self.loss, noise)?; // [1]
         let loss_value = scalar(loss.clone().inner())?;
         crate::parallel::check_loss(step, loss_value)?;
-        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-        state.apply(grads, loss_value)
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        Ok((loss_value, grads))
     }
 
     /// Eval loss of the EMA weights on `batch`, drawing from the state's RNG.
@@ -177,7 +195,17 @@ impl Stepper {
         batch: Tensor<B::InnerBackend, 4>,
         noise: &mut N,
     ) -> Result<f64> {
-        let loss = training_loss(&self.sde, &state.ema.shadow, batch, &self.loss, noise)?;
-        scalar(loss)
+        self.eval_loss(&state.ema.shadow, batch, noise)
+    }
+
+    /// The loss of `model` (no gradient, no dropout seeding) on `batch` drawing from `noise`:
+    /// the eval loss of [`Stepper::eval_step`] and of burn-train's `InferenceStep`.
+    pub fn eval_loss<B: ConvBackend, N: NoiseSource<B>>(
+        &self,
+        model: &ScoreNet<B>,
+        batch: Tensor<B, 4>,
+        noise: &mut N,
+    ) -> Result<f64> {
+        scalar(training_loss(&self.sde, model, batch, &self.loss, noise)?)
     }
 }

@@ -15,7 +15,7 @@ pub mod stream;
 
 pub use cifar::{Cifar10, Cifar10Format, Cifar10Split, prepare as prepare_cifar10};
 pub use folder::ImageFolder;
-pub use stream::{BatchHost, DataPosition, DataStream, Prefetcher, Transforms};
+pub use stream::{BatchHost, DataPosition, DataStream, Prefetcher, Transforms, transform_item};
 
 use crate::error::Result;
 

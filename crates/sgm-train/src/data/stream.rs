@@ -32,6 +32,18 @@ pub struct Transforms {
     pub centered: bool,
 }
 
+impl Transforms {
+    /// The transforms of a run: `data.random_flip`, `data.uniform_dequantization` and the
+    /// network's `data.centered`.
+    pub fn of(cfg: &crate::TrainConfig) -> Self {
+        Self {
+            random_flip: cfg.transforms.random_flip,
+            uniform_dequantization: cfg.transforms.uniform_dequantization,
+            centered: cfg.model.data.centered,
+        }
+    }
+}
+
 /// One batch on the host: `[B, C, H, W]` row-major, scaled, plus the position after it.
 #[derive(Debug, Clone)]
 pub struct BatchHost {
@@ -122,35 +134,16 @@ impl DataStream {
         &self.perm.as_ref().expect("set above").1
     }
 
-    /// Pixels → `[0, 1]` floats → flip → dequantisation → scaler, for item `slot` of `epoch`.
+    /// [`transform_item`] of item `slot` of `epoch`, its draws at the item's fixed offset.
     fn transform(&self, pixels: &[u8], epoch: u64, slot: u64, out: &mut Vec<f32>) {
-        let [c, h, w] = self.source.shape();
-        let per = (c * h * w) as u128;
+        let shape = self.source.shape();
+        let per = shape.iter().product::<usize>() as u128;
         let mut rng = TrainRng::at(
             self.seed,
             ITEM_STREAM + 2 * epoch + self.purpose,
             slot as u128 * (per + 1),
         );
-        let flip = rng.uniform_f32() < 0.5 && self.transforms.random_flip;
-        let t = self.transforms;
-        for ch in 0..c {
-            for y in 0..h {
-                for x in 0..w {
-                    let sx = if flip { w - 1 - x } else { x };
-                    let v = pixels[(ch * h + y) * w + sx] as f32;
-                    let mut v = if t.uniform_dequantization {
-                        // (U + 255 x) / 256 with x = v / 255
-                        (rng.uniform_f32() + v) / 256.0
-                    } else {
-                        v / 255.0
-                    };
-                    if t.centered {
-                        v = v * 2.0 - 1.0; // get_data_scaler
-                    }
-                    out.push(v);
-                }
-            }
-        }
+        transform_item(pixels, shape, self.transforms, &mut rng, out);
     }
 
     /// The next batch.
@@ -179,6 +172,38 @@ impl DataStream {
             labels: labels.unwrap_or_default(),
             next: self.pos,
         })
+    }
+}
+
+/// The reference's preprocessing of one image (`datasets.py` + `get_data_scaler`): 8-bit
+/// pixels (`[C, H, W]` planar) → `[0, 1]` floats → random horizontal flip → uniform
+/// dequantisation → scaler, appended to `out`. Draws from `rng`: one uniform for the flip, then
+/// one per value when dequantising (at most `C·H·W + 1` words).
+pub fn transform_item(
+    pixels: &[u8],
+    [c, h, w]: [usize; 3],
+    t: Transforms,
+    rng: &mut TrainRng,
+    out: &mut Vec<f32>,
+) {
+    let flip = rng.uniform_f32() < 0.5 && t.random_flip;
+    for ch in 0..c {
+        for y in 0..h {
+            for x in 0..w {
+                let sx = if flip { w - 1 - x } else { x };
+                let v = pixels[(ch * h + y) * w + sx] as f32;
+                let mut v = if t.uniform_dequantization {
+                    // (U + 255 x) / 256 with x = v / 255
+                    (rng.uniform_f32() + v) / 256.0
+                } else {
+                    v / 255.0
+                };
+                if t.centered {
+                    v = v * 2.0 - 1.0; // get_data_scaler
+                }
+                out.push(v);
+            }
+        }
     }
 }
 
