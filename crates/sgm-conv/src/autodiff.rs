@@ -2,7 +2,7 @@
 //! `B`'s [`ConvBackend::conv2d_backward`] for the tracked inputs, under the [`Precision`] the
 //! forward ran with (recorded in the op's state; Burn's custom-op pattern, as
 //! `burn-autodiff`'s own `conv2d` and the `custom-wgpu-kernel` example build theirs). The bias
-//! gradient is Burn's `conv2d_bias_backward` (a sum over batch and space). The matrix product's
+//! gradient is `B`'s [`ConvBackend::conv2d_bias_grad`] (a sum over batch and space). The matrix product's
 //! backward is two products of `B`'s [`ConvBackend::matmul`]: `∂L/∂lhs = dy · rhsᵀ`,
 //! `∂L/∂rhs = lhsᵀ · dy`.
 
@@ -148,7 +148,7 @@ impl<B: ConvBackend> Backward<B, 3> for ConvWithBias {
         let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(w_state);
         let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(b_state);
         if let Some(node) = node_b {
-            let gb = B::conv2d_bias_backward(x.clone(), bias, grad.clone());
+            let gb = B::conv2d_bias_grad(x.clone(), bias, grad.clone());
             grads.register::<B>(node.id, gb);
         }
         let ids = [node_x.map(|n| n.id), node_w.map(|n| n.id)];

@@ -21,8 +21,13 @@
 //!   with feature `cudnn`, f32 convolutions on CUDA run through cuDNN;
 //! * `Fusion<B>` queues each method as a custom op that runs `B`'s method.
 //!
+//! * GroupNorm ([`group_norm`]) and SiLU ([`silu`]) — the element-wise work between the
+//!   convolutions — are methods of the same trait: Burn's composed ops by default, one fused pass
+//!   per direction on Flex, one graph node under `Autodiff`.
+//!
 //! Layers call [`conv2d`] (functional), [`conv2d_module`] (a Burn [`Conv2d`] with its own
-//! parameters, so weights and checkpoints are unchanged), [`matmul`] and [`linear`].
+//! parameters, so weights and checkpoints are unchanged), [`matmul`], [`linear`],
+//! [`group_norm`] and [`silu`].
 //!
 //! Backends implemented: Flex (fast, feature `flex`, default), NdArray (`ndarray`), CubeCL
 //! backends (`cubecl`: wgpu, CUDA without fusion) and Fusion (`fusion`: wgpu, CUDA with fusion),
@@ -111,6 +116,17 @@ pub trait ConvBackend: Backend {
         needed: GradsNeeded,
     ) -> ConvGrads<Self> {
         burn_conv2d_grads::<Self>(x, weight, output_grad, options, needed)
+    }
+
+    /// The bias gradient `Σ_{n, y, x} dy[n, o, y, x]` `[C_out]` of a convolution with output
+    /// gradient `output_grad` `[N, C_out, H_out, W_out]` (Burn's `conv2d_bias_backward` by
+    /// default, which transposes a copy of `dy` first; Flex sums each plane in place).
+    fn conv2d_bias_grad(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_bias_backward(x, bias, output_grad)
     }
 
     /// Matrix product `lhs · rhs` of `[…, M, K]` and `[…, K, N]` with equal batch dimensions

@@ -2,8 +2,8 @@
 //! with the feature and CI never runs it: `scripts/gpu_check.sh` does). For every convolution
 //! shape of the networks (`common::all`, the shapes of the CPU test), with bias:
 //!
-//! * the reference is the CPU (Flex) extension, whose sums are accumulated in f64 and rounded
-//!   once — exact to f32 rounding;
+//! * the reference is the CPU (Flex) extension under `Precision::Exact`, whose sums are
+//!   accumulated in f64 and rounded once — exact to f32 rounding;
 //! * cuDNN is run three ways: on the raw CubeCL backend (`CubeBackend<CudaRuntime>`), under
 //!   Fusion (Burn's `Cuda`, the custom ops) and end to end under `Autodiff<Cuda>` (forward,
 //!   input, weight and bias gradients of `L = Σ y ⊙ dy`);
@@ -169,7 +169,10 @@ fn check_mode(mode: CudnnMode, bound: f64) {
         .map(|c| (c.name, inputs(c)))
         .chain([("groups 4", grouped), ("dilation 2 stride 2", dilated)]);
     for (name, i) in cases {
-        let want = run_autodiff::<Cpu>(&i, &Default::default());
+        // exact sums: the reference is the correctly rounded f32 convolution
+        let want = sgm_conv::with_precision(sgm_conv::Precision::Exact, || {
+            run_autodiff::<Cpu>(&i, &Default::default())
+        });
         let raw = run::<Raw>(&i, &dev);
         let fused = run::<Fused>(&i, &dev);
         let auto = run_autodiff::<Fused>(&i, &dev);

@@ -1,8 +1,8 @@
 //! [`ConvBackend`] for `burn::backend::Flex`: float32, `groups = 1` convolutions run on
-//! [`kernel`] (batch-parallel im2col + GEMM on the `gemm` crate, 1×1 convs as plain matrix
+//! [`kernel`] (batch-parallel im2col + GEMM on `matrixmultiply` / `gemm`, 1×1 convs as plain matrix
 //! products, both gradients in one parallel pass over the batch, sums accumulated in f32 or — under
 //! [`Precision::Exact`] — in f64 and rounded once to f32). Other dtypes and grouped convolutions
-//! use Burn's Flex kernels.
+//! use Burn's Flex kernels. GroupNorm and SiLU run fused kernels ([`norm`], [`act`]).
 
 pub mod act;
 pub mod kernel;
@@ -186,5 +186,22 @@ impl ConvBackend for Flex {
         let shape = x.shape();
         let (x, dy) = (values(&x), values(&dy));
         FlexTensor::from_data(TensorData::new(act::backward(slice(&x), slice(&dy)), shape))
+    }
+
+    fn conv2d_bias_grad(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        if output_grad.dtype() != DType::F32 || output_grad.shape().num_dims() != 4 {
+            return <Flex as burn::tensor::ops::ModuleOps<Flex>>::conv2d_bias_backward(
+                x,
+                bias,
+                output_grad,
+            );
+        }
+        let [n, o, h, w] = dims4(&output_grad);
+        let dy = values(&output_grad);
+        tensor(kernel::bias_grad(slice(&dy), n, o, h * w), [o])
     }
 }
