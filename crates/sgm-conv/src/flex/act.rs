@@ -20,6 +20,8 @@ pub fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4; // ln 2 split: hi has few mantissa bits, n·hi is exact
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    // not `clamp`: a NaN input must become a bound (the integer conversion below needs a number)
+    #[allow(clippy::manual_clamp)]
     let x = x.max(-87.336_54).min(88.0);
     let n = (x * LOG2E + ROUND) - ROUND; // round(x / ln 2)
     let r = (x - n * LN2_HI) - n * LN2_LO;
