@@ -28,7 +28,7 @@ pub fn exp(x: f32) -> f32 {
     let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 0.5; // Cephes 5.0000001201e-1, which rounds to 0.5 in f32
     let er = p * (r * r) + r + 1.0;
     // SAFETY: |n| ≤ 127 after the clamp (and NaN inputs become the clamp bound)
     let n = unsafe { n.to_int_unchecked::<i32>() };
