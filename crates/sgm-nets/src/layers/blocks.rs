@@ -11,7 +11,8 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
 use super::init::GroupNorm;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use sgm_conv::{ConvBackend, conv2d_module, linear, matmul};
+use burn::tensor::ops::ConvOptions;
+use sgm_conv::{ConvBackend, conv2d, conv2d_module, linear, matmul};
 
 use super::fir;
 use super::init::{
@@ -51,13 +52,14 @@ impl<B: Backend> Nin<B> {
 }
 
 impl<B: ConvBackend> Nin<B> {
-    /// `y[b, :, h, w] = Wᵀ x[b, :, h, w] + b`.
+    /// `y[b, :, h, w] = Wᵀ x[b, :, h, w] + b`: a 1×1 convolution with weight `Wᵀ` (the
+    /// extension's pointwise path — no permuted copies of the activation in either direction).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, c, h, w] = x.dims();
+        let c = x.dims()[1];
         let out = self.b.dims()[0];
-        let flat = x.permute([0, 2, 3, 1]).reshape([n * h * w, c]); // [BHW, C]
-        let y = matmul(flat, self.W.val()) + self.b.val().unsqueeze::<2>(); // [BHW, out]
-        y.reshape([n, h, w, out]).permute([0, 3, 1, 2]) // [B, out, H, W]
+        let wt = self.W.val().transpose().reshape([out, c, 1, 1]); // [out, C, 1, 1]
+        let unit = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        conv2d(x, wt, Some(self.b.val()), unit) // [B, out, H, W]
     }
 }
 
