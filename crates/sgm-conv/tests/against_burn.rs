@@ -36,18 +36,8 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().to_vec::<f32>().expect("f32 tensor")
 }
 
-/// Relative max error of `got` against `want`, asserting the stated bound.
 fn assert_close(case: &str, what: &str, got: Vec<f32>, want: Vec<f32>) {
-    assert_eq!(got.len(), want.len(), "{case} {what}: length");
-    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    let err = got
-        .iter()
-        .zip(&want)
-        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-    assert!(
-        err <= BOUND * scale.max(1e-30),
-        "{case} {what}: max |fast − burn| = {err:e} > {BOUND} · {scale:e}"
-    );
+    common::assert_close(case, what, got, want, BOUND);
 }
 
 fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> burn::tensor::ops::FloatTensor<B> {

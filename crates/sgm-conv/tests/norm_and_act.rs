@@ -38,16 +38,7 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 }
 
 fn assert_close(case: &str, what: &str, got: Vec<f32>, want: Vec<f32>) {
-    assert_eq!(got.len(), want.len(), "{case} {what}: length");
-    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    let err = got
-        .iter()
-        .zip(&want)
-        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-    assert!(
-        err <= BOUND * scale.max(1e-30),
-        "{case} {what}: max |fused − composed| = {err:e} > {BOUND} · {scale:e}"
-    );
+    common::assert_close(case, what, got, want, BOUND);
 }
 
 fn composed<B: ConvBackend>(

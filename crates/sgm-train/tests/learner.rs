@@ -20,7 +20,7 @@ use burn_train::renderer::{
 };
 use burn_train::{InferenceStep, Learner, SupervisedTraining, TrainStep};
 use sde_core::training_loss;
-use sgm_nets::{ModelConfig, ScoreNet};
+use sgm_nets::ScoreNet;
 use sgm_testkit::{TestAutodiff, TestBackend, device};
 use sgm_train::data::{ImageSource, InMemoryImages, Transforms};
 use sgm_train::learner::ScoreLearner;
@@ -28,27 +28,20 @@ use sgm_train::learner::data::{ImageBatcher, ImageDataset};
 use sgm_train::trainer::LOSS_STREAM;
 use sgm_train::{Stepper, TrainConfig, TrainRng, TrainState, init_model};
 
+#[path = "common/tiny.rs"]
+mod tiny;
+use tiny::tiny_ncsnpp;
+
 type AB = TestAutodiff;
 
 /// A tiny NCSN++ (8×8 images) on the VE SDE, continuous DSM, no warm-up, no dropout (dropout
 /// seeds Burn's process-global RNG, which tests running in parallel would share).
 fn config() -> TrainConfig {
-    let model: ModelConfig = serde_json::from_value(serde_json::json!({
-        "model": {
-            "name": "ncsnpp", "nf": 8, "ch_mult": [1, 2], "num_res_blocks": 1,
-            "attn_resolutions": [4], "dropout": 0.0, "fir": true, "progressive_input": "residual",
-            "scale_by_sigma": true, "ema_rate": 0.9
-        },
-        "data": { "image_size": 8, "num_channels": 3, "centered": true }
-    }))
-    .unwrap();
-    serde_json::from_value(serde_json::json!({
-        "model": model,
+    tiny_ncsnpp(serde_json::json!({
         "training": { "sde": "vesde", "batch_size": 4, "continuous": true },
         "optim": { "warmup": 0, "lr": 1e-3, "grad_clip": -1.0 },
         "seed": 7
     }))
-    .unwrap()
 }
 
 /// `n` random 3×8×8 images (from the trainer's RNG: the same in every process).

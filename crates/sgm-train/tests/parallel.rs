@@ -5,28 +5,19 @@
 
 use burn::prelude::*;
 use sde_core::NoiseSource;
-use sgm_nets::ModelConfig;
 use sgm_nets::weights::state_dict;
 use sgm_testkit::{TestAutodiff, device};
 use sgm_train::parallel::{devices, shard_sizes};
 use sgm_train::{StepOutput, Stepper, TrainConfig, TrainState, init_model};
 
+#[path = "common/tiny.rs"]
+mod tiny;
+
 fn config() -> TrainConfig {
-    let model: ModelConfig = serde_json::from_value(serde_json::json!({
-        "model": {
-            "name": "ncsnpp", "nf": 8, "ch_mult": [1, 2], "num_res_blocks": 1,
-            "attn_resolutions": [4], "dropout": 0.0, "fir": true, "progressive_input": "residual",
-            "scale_by_sigma": true, "ema_rate": 0.9
-        },
-        "data": { "image_size": 8, "num_channels": 3, "centered": true }
-    }))
-    .unwrap();
-    serde_json::from_value(serde_json::json!({
-        "model": model,
+    tiny::tiny_ncsnpp(serde_json::json!({
         "training": { "sde": "vesde", "batch_size": 5, "continuous": true },
         "optim": { "warmup": 2, "lr": 1e-3 }
     }))
-    .unwrap()
 }
 
 fn max_rel_diff(a: &sgm_nets::StateDict, b: &sgm_nets::StateDict) -> f64 {

@@ -47,24 +47,28 @@ pub trait Acc:
     fn out<'a>(dst: &'a mut [f32], buf: &'a mut Vec<Self>) -> &'a mut [Self];
     /// Rounds `buf` (filled through [`Acc::out`]) into `dst`; nothing for f32.
     fn store(dst: &mut [f32], buf: &[Self]);
-    /// `c[m × n] (row stride rsc, unit column stride) = (accumulate ? c : 0) + a · b` on one
-    /// thread (`matrixmultiply`'s `sgemm` / `dgemm`).
-    ///
-    /// # Safety
-    /// `a`, `b` are checked views; `c` must hold `(m − 1)·rsc + n` elements and not alias them.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn mm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: Mat<Self>,
-        b: Mat<Self>,
-        accumulate: bool,
-        c: *mut Self,
-        rsc: usize,
-        csc: usize,
-    );
+    /// `matrixmultiply`'s single-threaded GEMM for `Self` (`sgemm` / `dgemm`):
+    /// `(m, k, n, α, a, rsa, csa, b, rsb, csb, β, c, rsc, csc)`, `c = α·a·b + β·c`.
+    const GEMM: Gemm<Self>;
 }
+
+/// The signature of `matrixmultiply::sgemm` / `dgemm`.
+pub type Gemm<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
 
 impl Acc for f32 {
     const ZERO: Self = 0.0;
@@ -76,38 +80,8 @@ impl Acc for f32 {
         dst
     }
     fn store(_: &mut [f32], _: &[Self]) {}
-    unsafe fn mm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: Mat<Self>,
-        b: Mat<Self>,
-        accumulate: bool,
-        c: *mut Self,
-        rsc: usize,
-        csc: usize,
-    ) {
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.data.as_ptr(),
-                a.rs as isize,
-                a.cs as isize,
-                b.data.as_ptr(),
-                b.rs as isize,
-                b.cs as isize,
-                beta,
-                c,
-                rsc as isize,
-                csc as isize,
-            )
-        }
-    }
+
+    const GEMM: Gemm<Self> = matrixmultiply::sgemm;
 }
 
 impl Acc for f64 {
@@ -126,38 +100,7 @@ impl Acc for f64 {
         // round to nearest, once
         dst.iter_mut().zip(buf).for_each(|(d, &a)| *d = a as f32);
     }
-    unsafe fn mm(
-        m: usize,
-        k: usize,
-        n: usize,
-        a: Mat<Self>,
-        b: Mat<Self>,
-        accumulate: bool,
-        c: *mut Self,
-        rsc: usize,
-        csc: usize,
-    ) {
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.data.as_ptr(),
-                a.rs as isize,
-                a.cs as isize,
-                b.data.as_ptr(),
-                b.rs as isize,
-                b.cs as isize,
-                beta,
-                c,
-                rsc as isize,
-                csc as isize,
-            )
-        }
-    }
+    const GEMM: Gemm<Self> = matrixmultiply::dgemm;
 }
 
 /// Largest im2col tile, in elements.
@@ -319,8 +262,28 @@ fn gemm_into<T: Acc>(
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && (m - 1) * rs + n <= dst.len());
     if matches!(par, Parallelism::None) {
+        let beta = if accumulate { T::ONE } else { T::ZERO };
+        let (ap, bp, cp) = (a.data.as_ptr(), b.data.as_ptr(), dst.as_mut_ptr());
+        let (rsa, csa, rsb, csb) = (a.rs as isize, a.cs as isize, b.rs as isize, b.cs as isize);
         // SAFETY: as below.
-        unsafe { T::mm(m, k, n, a, b, accumulate, dst.as_mut_ptr(), rs, 1) };
+        unsafe {
+            (T::GEMM)(
+                m,
+                k,
+                n,
+                T::ONE,
+                ap,
+                rsa,
+                csa,
+                bp,
+                rsb,
+                csb,
+                beta,
+                cp,
+                rs as isize,
+                1,
+            )
+        };
         return;
     }
     // SAFETY: the three views were bounds-checked above and in `Mat::new`; `dst` is borrowed

@@ -1,5 +1,6 @@
 //! The convolution shapes of the score networks and deterministic test values, shared by the
-//! CPU test against Burn (`against_burn.rs`) and the GPU test of cuDNN (`cudnn_gpu.rs`).
+//! CPU test against Burn (`against_burn.rs`), the GPU test of cuDNN (`cudnn_gpu.rs`) and the
+//! fused GroupNorm / SiLU test (`norm_and_act.rs`), and their one comparison rule.
 #![allow(dead_code)]
 
 /// One convolution of the networks: input `[N, C, H, W]`, weight `[O, C, k, k]`, stride, padding.
@@ -175,4 +176,18 @@ pub fn all() -> impl Iterator<Item = &'static Case> {
         .chain(&FIR)
         .chain(&IN_OUT)
         .chain(&HIRES)
+}
+
+/// Asserts `max |got − want| ≤ bound · max |want|` (scale-relative), naming the case and output.
+pub fn assert_close(case: &str, what: &str, got: Vec<f32>, want: Vec<f32>, bound: f64) {
+    assert_eq!(got.len(), want.len(), "{case} {what}: length");
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let err = got
+        .iter()
+        .zip(&want)
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    assert!(
+        err <= bound * scale.max(1e-30),
+        "{case} {what}: max |got − want| = {err:e} > {bound} · {scale:e}"
+    );
 }
