@@ -43,29 +43,36 @@ fn sigmoid(v: f32) -> f32 {
 
 /// `x·σ(x)`.
 pub fn forward(x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(yc, xc)| {
-            for (o, &v) in yc.iter_mut().zip(xc) {
-                *o = v * sigmoid(v);
-            }
-        });
-    y
+    // SAFETY: the chunks of `y` and `x` pair up one to one and every element is written.
+    unsafe {
+        super::filled(x.len(), |y| {
+            y.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK))
+                .for_each(|(yc, xc)| {
+                    for (o, &v) in yc.iter_mut().zip(xc) {
+                        o.write(v * sigmoid(v));
+                    }
+                })
+        })
+    }
 }
 
 /// `dy·σ(x)·(1 + x·(1 − σ(x)))`.
 pub fn backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(oc, (xc, dc))| {
-            for ((o, &v), &d) in oc.iter_mut().zip(xc).zip(dc) {
-                let s = sigmoid(v);
-                *o = d * (s * (1.0 + v * (1.0 - s)));
-            }
-        });
-    dx
+    assert_eq!(x.len(), dy.len());
+    // SAFETY: the chunks of `dx`, `x` and `dy` pair up one to one and every element is written.
+    unsafe {
+        super::filled(x.len(), |dx| {
+            dx.par_chunks_mut(CHUNK)
+                .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+                .for_each(|(oc, (xc, dc))| {
+                    for ((o, &v), &d) in oc.iter_mut().zip(xc).zip(dc) {
+                        let s = sigmoid(v);
+                        o.write(d * (s * (1.0 + v * (1.0 - s))));
+                    }
+                })
+        })
+    }
 }
 
 #[cfg(test)]

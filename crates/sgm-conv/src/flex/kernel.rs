@@ -47,9 +47,50 @@ pub trait Acc:
     fn out<'a>(dst: &'a mut [f32], buf: &'a mut Vec<Self>) -> &'a mut [Self];
     /// Rounds `buf` (filled through [`Acc::out`]) into `dst`; nothing for f32.
     fn store(dst: &mut [f32], buf: &[Self]);
+    /// This thread's [`Scratch`] buffers of this type.
+    fn scratch_slot() -> &'static std::thread::LocalKey<std::cell::Cell<Scratch<Self>>>;
     /// `matrixmultiply`'s single-threaded GEMM for `Self` (`sgemm` / `dgemm`):
     /// `(m, k, n, α, a, rsa, csa, b, rsb, csb, β, c, rsc, csc)`, `c = α·a·b + β·c`.
     const GEMM: Gemm<Self>;
+}
+
+/// Work buffers of one kernel call on one thread (im2col / im2row tiles, the per-tap operands,
+/// widened samples), kept per thread between calls: a buffer allocated per call was zero-filled
+/// in full every time (the im2col tile alone is up to [`COL_BUDGET`] values), a reused one only
+/// where it grows. Taken out of the thread's slot for a call and put back after it, so a nested
+/// call on the same thread simply starts with empty buffers.
+pub struct Scratch<T> {
+    col: Vec<T>,
+    rows: Vec<T>,
+    xq: Vec<T>,
+    dyq: Vec<T>,
+    x: Vec<T>,
+    dy: Vec<T>,
+    out: Vec<T>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Self {
+            col: Vec::new(),
+            rows: Vec::new(),
+            xq: Vec::new(),
+            dyq: Vec::new(),
+            x: Vec::new(),
+            dy: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+}
+
+impl<T: Acc> Scratch<T> {
+    fn take() -> Self {
+        T::scratch_slot().with(std::cell::Cell::take)
+    }
+
+    fn put_back(self) {
+        T::scratch_slot().with(|slot| slot.set(self));
+    }
 }
 
 /// The signature of `matrixmultiply::sgemm` / `dgemm`.
@@ -81,6 +122,10 @@ impl Acc for f32 {
     }
     fn store(_: &mut [f32], _: &[Self]) {}
 
+    fn scratch_slot() -> &'static std::thread::LocalKey<std::cell::Cell<Scratch<Self>>> {
+        thread_local!(static SLOT: std::cell::Cell<Scratch<f32>> = std::cell::Cell::default());
+        &SLOT
+    }
     const GEMM: Gemm<Self> = matrixmultiply::sgemm;
 }
 
@@ -99,6 +144,10 @@ impl Acc for f64 {
     fn store(dst: &mut [f32], buf: &[Self]) {
         // round to nearest, once
         dst.iter_mut().zip(buf).for_each(|(d, &a)| *d = a as f32);
+    }
+    fn scratch_slot() -> &'static std::thread::LocalKey<std::cell::Cell<Scratch<Self>>> {
+        thread_local!(static SLOT: std::cell::Cell<Scratch<f64>> = std::cell::Cell::default());
+        &SLOT
     }
     const GEMM: Gemm<Self> = matrixmultiply::dgemm;
 }
@@ -611,11 +660,17 @@ pub fn forward<T: Acc>(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>)
     let wm = Mat::new(&wt, g.o, k, 1, g.o); // [O, K]
     let spans = chunks(g, parts);
     let run = |(s0, ns): (usize, usize), y: &mut [f32]| {
-        let (mut col, mut xbuf, mut ybuf) = (Vec::new(), Vec::new(), Vec::new());
+        let mut scratch = Scratch::<T>::take();
+        let Scratch {
+            col,
+            x: xbuf,
+            out: ybuf,
+            ..
+        } = &mut scratch;
         for i in 0..ns {
-            let xs = T::view(&x[(s0 + i) * xl..(s0 + i + 1) * xl], &mut xbuf); // [C, H, W]
+            let xs = T::view(&x[(s0 + i) * xl..(s0 + i + 1) * xl], xbuf); // [C, H, W]
             let yd = &mut y[i * yl..(i + 1) * yl]; // [O, H_out, W_out]
-            let ys = T::out(yd, &mut ybuf);
+            let ys = T::out(yd, ybuf);
             if g.single_channel() {
                 ys.fill(T::ZERO);
                 filter_forward(g, xs, w, ys);
@@ -625,8 +680,8 @@ pub fn forward<T: Acc>(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>)
                 for (y0, y1) in g.tiles() {
                     let l = (y1 - y0) * g.wo;
                     col.resize(k * l, T::ZERO);
-                    im2col(g, xs, y0, y1, &mut col);
-                    let cm = Mat::new(&col, k, l, l, 1);
+                    im2col(g, xs, y0, y1, col);
+                    let cm = Mat::new(col, k, l, l, 1);
                     gemm_into(&mut ys[y0 * g.wo..], p, false, wm, cm, par);
                 }
             }
@@ -635,8 +690,9 @@ pub fn forward<T: Acc>(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>)
                     plane.iter_mut().for_each(|v| *v += bv);
                 }
             }
-            T::store(&mut y[i * yl..(i + 1) * yl], &ybuf);
+            T::store(&mut y[i * yl..(i + 1) * yl], ybuf);
         }
+        scratch.put_back();
     };
     let per = spans[0].1;
     y.par_chunks_mut(per * yl)
@@ -677,19 +733,26 @@ pub fn backward<T: Acc>(
         } else {
             Vec::new()
         };
-        let (mut col, mut rows, mut dytbuf, mut xqbuf) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut xbuf, mut dybuf, mut dxbuf) = (Vec::new(), Vec::new(), Vec::new());
+        let mut scratch = Scratch::<T>::take();
+        let Scratch {
+            col,
+            rows,
+            xq: xqbuf,
+            dyq: dytbuf,
+            x: xbuf,
+            dy: dybuf,
+            out: dxbuf,
+        } = &mut scratch;
         for i in 0..ns {
             let xs: &[T] = if need_w {
-                T::view(&x[(s0 + i) * xl..(s0 + i + 1) * xl], &mut xbuf) // [C, H, W]
+                T::view(&x[(s0 + i) * xl..(s0 + i + 1) * xl], xbuf) // [C, H, W]
             } else {
                 &[]
             };
-            let dys = T::view(&dy[(s0 + i) * yl..(s0 + i + 1) * yl], &mut dybuf); // [O, H_out, W_out]
+            let dys = T::view(&dy[(s0 + i) * yl..(s0 + i + 1) * yl], dybuf); // [O, H_out, W_out]
             let dym = Mat::new(dys, g.o, p, p, 1); // [O, P]
             let dxs: &mut [T] = if need_x {
-                let d = T::out(&mut dxc[i * xl..(i + 1) * xl], &mut dxbuf); // [C, H, W]
+                let d = T::out(&mut dxc[i * xl..(i + 1) * xl], dxbuf); // [C, H, W]
                 d.fill(T::ZERO);
                 d
             } else {
@@ -704,36 +767,37 @@ pub fn backward<T: Acc>(
                     gemm_into(dxs, p, false, wt, dym, par); // dx [C, P] = Wᵀ · dy
                 }
                 if let Some(shift) = shift.as_ref().filter(|_| need_w) {
-                    shift.fill_xq(g, xs, &mut xqbuf);
-                    shift.fill_dyq(g, dys, &mut dytbuf);
-                    shift.accumulate(g, &xqbuf, &dytbuf, &mut dw);
+                    shift.fill_xq(g, xs, xqbuf);
+                    shift.fill_dyq(g, dys, dytbuf);
+                    shift.accumulate(g, xqbuf, dytbuf, &mut dw);
                 } else if need_w {
                     // dy as a column-major [O, P] view of its transpose (fast GEMM packing)
                     dytbuf.resize(p * g.o, T::ZERO);
-                    transpose(dys, g.o, p, p, &mut dytbuf); // dyᵀ [P, O]
+                    transpose(dys, g.o, p, p, dytbuf); // dyᵀ [P, O]
                 }
                 for (y0, y1) in g.tiles() {
                     let l = (y1 - y0) * g.wo;
                     if need_w && shift.is_none() {
                         // dW [O, K] += dy[:, tile] · rows, rows = col(x)ᵀ [L, K]
                         rows.resize(l * k, T::ZERO);
-                        im2row(g, xs, y0, y1, &mut rows);
+                        im2row(g, xs, y0, y1, rows);
                         let dya = Mat::new(&dytbuf[y0 * g.wo * g.o..], g.o, l, 1, g.o); // [O, L]
-                        gemm_into(&mut dw, k, true, dya, Mat::new(&rows, l, k, k, 1), par);
+                        gemm_into(&mut dw, k, true, dya, Mat::new(rows, l, k, k, 1), par);
                     }
                     if need_x && !g.pointwise() {
                         // dcol [K, L] = Wᵀ · dy[:, tile], scattered back by col2im
                         let dyt = Mat::new(&dys[y0 * g.wo..], g.o, l, p, 1); // [O, L]
                         col.resize(k * l, T::ZERO);
-                        gemm_into(&mut col, l, false, wt, dyt, par);
-                        col2im(g, &col, y0, y1, dxs);
+                        gemm_into(col, l, false, wt, dyt, par);
+                        col2im(g, col, y0, y1, dxs);
                     }
                 }
             }
             if need_x {
-                T::store(&mut dxc[i * xl..(i + 1) * xl], &dxbuf);
+                T::store(&mut dxc[i * xl..(i + 1) * xl], dxbuf);
             }
         }
+        scratch.put_back();
         dw
     };
     let sum = |mut a: Vec<T>, b: Vec<T>| {

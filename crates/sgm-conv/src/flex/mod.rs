@@ -8,6 +8,22 @@ pub mod act;
 pub mod kernel;
 pub mod norm;
 
+/// A `Vec<f32>` of length `n` filled by `fill` without zeroing it first (zeroing a freshly
+/// recycled activation-sized block was ≈ 13 % of a small network's forward: docs/benchmarks.md).
+///
+/// # Safety
+/// `fill` must write every one of the `n` elements of the slice it is given.
+pub(crate) unsafe fn filled(
+    n: usize,
+    fill: impl FnOnce(&mut [std::mem::MaybeUninit<f32>]),
+) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` wrote all `n` elements (the caller's contract).
+    unsafe { v.set_len(n) };
+    v
+}
+
 use burn::tensor::TensorData;
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{DType, TensorMetadata};
