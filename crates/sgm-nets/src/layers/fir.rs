@@ -3,9 +3,8 @@
 //! (negative pads crop), correlation with the flipped kernel, then keep every `down`-th sample.
 
 use burn::prelude::*;
-use burn::tensor::module::{avg_pool2d, conv_transpose2d, interpolate};
+use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use sgm_conv::{ConvBackend, conv2d};
 
 /// Reference `_setup_kernel`: 1-D taps `k` → `outer(k, k) / sum`, times `gain`. Row-major `[n, n]`.
@@ -142,17 +141,19 @@ pub fn upsample_conv_2d<B: ConvBackend>(
     )
 }
 
-/// Reference `naive_upsample_2d`: nearest-neighbour ×2 (Burn's `interpolate`, nearest: a
-/// direct kernel with its own backward on Flex, instead of an expanded view copied through
-/// strided iteration).
+/// Reference `naive_upsample_2d`: nearest-neighbour ×2.
 pub fn naive_upsample_2d<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [_, _, h, w] = x.dims();
-    let nearest = InterpolateOptions::new(InterpolateMode::Nearest);
-    interpolate(x, [2 * h, 2 * w], nearest)
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1])
+        .expand([n, c, h, 2, w, 2])
+        .reshape([n, c, 2 * h, 2 * w])
 }
 
-/// Reference `naive_downsample_2d` / `F.avg_pool2d(x, 2, 2)`: mean over 2×2 blocks (Burn's
-/// `avg_pool2d`).
+/// Reference `naive_downsample_2d` / `F.avg_pool2d(x, 2, 2)`: mean over 2×2 blocks.
 pub fn naive_downsample_2d<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
-    avg_pool2d(x, [2, 2], [2, 2], [0, 0], true, false)
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h / 2, 2, w / 2, 2])
+        .mean_dim(5)
+        .mean_dim(3)
+        .reshape([n, c, h / 2, w / 2])
 }
