@@ -2,7 +2,9 @@
 //! without Burn, plus raw `gemm` / `matrixmultiply` GEMM throughput:
 //! `cargo run -p sgm-conv --example kernel_probe -- [N C H W O K STRIDE PAD]` (default the
 //! 3×3 128→128 conv at [8,128,32,32]). `PROBE_ONLY=dw` runs the weight gradient alone 30 times
-//! (for `perf record`).
+//! (for `perf record`). `PROBE_SHAPES=FILE` times forward and both gradients of every line
+//! `COUNT N C H W O K STRIDE PAD` of FILE instead (a network's conv shapes with their counts) and
+//! prints the count-weighted totals.
 
 use std::time::Instant;
 
@@ -22,7 +24,74 @@ fn median(mut f: impl FnMut()) -> f64 {
     t[4]
 }
 
+fn shape_table(path: &str) {
+    let text = std::fs::read_to_string(path).expect("PROBE_SHAPES file");
+    let (mut tf, mut tb) = (0.0, 0.0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Vec<usize> = line
+            .split_whitespace()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let [cnt, n, c, h, w, o, k, s, p] = v[..] else {
+            panic!("line `{line}`: COUNT N C H W O K STRIDE PAD")
+        };
+        let opts = ConvOptions::new([s, s], [p, p], [1, 1], 1);
+        let g = Geometry::new([n, c, h, w], [o, c, k, k], &opts).unwrap();
+        let x = values(n * c * h * w, 1);
+        let wt = values(o * c * k * k, 2);
+        let dy = values(n * o * g.ho * g.wo, 3);
+        let fwd = median(|| drop(forward::<f32>(&g, &x, &wt, None)));
+        let bwd = median(|| drop(backward::<f32>(&g, &x, &wt, &dy, true, true)));
+        let gf = 2.0 * (n * o * g.p() * g.k()) as f64 / fwd / 1e6;
+        println!(
+            "{cnt:3} x[{n},{c},{h},{w}] w[{o},{c},{k},{k}] s{s} p{p}: fwd {fwd:.3} ms bwd {bwd:.3} ms ({gf:.0} GF/s fwd) total {:.1}",
+            cnt as f64 * (fwd + bwd)
+        );
+        tf += cnt as f64 * fwd;
+        tb += cnt as f64 * bwd;
+    }
+    println!(
+        "total: forward {tf:.1} ms, backward {tb:.1} ms, both {:.1} ms",
+        tf + tb
+    );
+}
+
+fn values(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i * 7919 + seed) % 251) as f32) / 125.5 - 1.0)
+        .collect()
+}
+
+/// `PROBE_ONLY=elementwise`: the fused GroupNorm and SiLU kernels on `[8, C, 32, 32]`.
+fn elementwise() {
+    use sgm_conv::flex::{act, norm};
+    for c in [32, 128] {
+        let (n, hw) = (8, 32 * 32);
+        let g = norm::NormGeometry {
+            n,
+            c,
+            hw,
+            groups: (c / 4).min(32),
+        };
+        let x = values(n * c * hw, 1);
+        let dy = values(n * c * hw, 2);
+        let (gamma, beta) = (values(c, 3), values(c, 4));
+        let (_, _, rstd) = norm::forward(&g, &x, &gamma, &beta, 1e-6);
+        let gf = median(|| drop(norm::forward(&g, &x, &gamma, &beta, 1e-6)));
+        let gb = median(|| drop(norm::backward(&g, &x, &gamma, &rstd, &dy)));
+        let sf = median(|| drop(act::forward(&x)));
+        let sb = median(|| drop(act::backward(&x, &dy)));
+        println!("C={c}: GN fwd {gf:.3} bwd {gb:.3}  SiLU fwd {sf:.3} bwd {sb:.3} ms");
+    }
+}
+
 fn main() {
+    if std::env::var("PROBE_ONLY").is_ok_and(|v| v == "elementwise") {
+        return elementwise();
+    }
+    if let Ok(path) = std::env::var("PROBE_SHAPES") {
+        return shape_table(&path);
+    }
     let a: Vec<usize> = std::env::args()
         .skip(1)
         .map(|s| s.parse().unwrap())
@@ -34,11 +103,7 @@ fn main() {
     };
     let opts = ConvOptions::new([s, s], [p, p], [1, 1], 1);
     let g = Geometry::new([n, c, h, w], [o, c, k, k], &opts).unwrap();
-    let val = |len: usize, seed: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i * 7919 + seed) % 251) as f32) / 125.5 - 1.0)
-            .collect()
-    };
+    let val = values;
     let x = val(n * c * h * w, 1);
     let wt = val(o * c * k * k, 2);
     let dy = val(n * o * g.ho * g.wo, 3);

@@ -7,7 +7,11 @@
 //! exponent bits. Within 2 ulp of the correctly rounded value over the whole clamped range
 //! (unit-tested against f64), as PyTorch's vectorised (Sleef) `expf`.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
+
+use super::simd::multiversion;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -41,6 +45,25 @@ fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + exp(-v))
 }
 
+multiversion! {
+    /// `y = x·σ(x)` on one chunk.
+    fn forward_chunk(y: &mut [MaybeUninit<f32>], x: &[f32]) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            o.write(v * sigmoid(v));
+        }
+    }
+}
+
+multiversion! {
+    /// `dx = dy·σ(x)·(1 + x·(1 − σ(x)))` on one chunk.
+    fn backward_chunk(dx: &mut [MaybeUninit<f32>], x: &[f32], dy: &[f32]) {
+        for ((o, &v), &d) in dx.iter_mut().zip(x).zip(dy) {
+            let s = sigmoid(v);
+            o.write(d * (s * (1.0 + v * (1.0 - s))));
+        }
+    }
+}
+
 /// `x·σ(x)`.
 pub fn forward(x: &[f32]) -> Vec<f32> {
     // SAFETY: the chunks of `y` and `x` pair up one to one and every element is written.
@@ -48,11 +71,7 @@ pub fn forward(x: &[f32]) -> Vec<f32> {
         super::filled(x.len(), |y| {
             y.par_chunks_mut(CHUNK)
                 .zip(x.par_chunks(CHUNK))
-                .for_each(|(yc, xc)| {
-                    for (o, &v) in yc.iter_mut().zip(xc) {
-                        o.write(v * sigmoid(v));
-                    }
-                })
+                .for_each(|(yc, xc)| forward_chunk(yc, xc))
         })
     }
 }
@@ -65,12 +84,7 @@ pub fn backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
         super::filled(x.len(), |dx| {
             dx.par_chunks_mut(CHUNK)
                 .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-                .for_each(|(oc, (xc, dc))| {
-                    for ((o, &v), &d) in oc.iter_mut().zip(xc).zip(dc) {
-                        let s = sigmoid(v);
-                        o.write(d * (s * (1.0 + v * (1.0 - s))));
-                    }
-                })
+                .for_each(|(oc, (xc, dc))| backward_chunk(oc, xc, dc))
         })
     }
 }
@@ -92,5 +106,36 @@ mod tests {
         assert!(worst <= 2.0, "max error {worst} ulp");
         assert_eq!(exp(0.0), 1.0);
         assert!(exp(-200.0) > 0.0 && exp(200.0).is_finite());
+    }
+
+    /// Every instruction-set version of the kernels gives the baseline's bits
+    /// ([`super::super::simd`]), on values spanning the whole range of `exp`, NaN and ±∞.
+    #[test]
+    fn every_version_computes_the_same_bits() {
+        let mut x: Vec<f32> = (0..5003).map(|i| (i as f32 - 2500.0) * 0.037).collect();
+        x.extend([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            1e-40,
+            100.0,
+            -100.0,
+        ]);
+        let dy: Vec<f32> = x.iter().map(|v| (v * 1.3).sin()).collect();
+        let run = |isa, f: &dyn Fn(super::super::simd::Isa, &mut [MaybeUninit<f32>])| {
+            let mut out = vec![MaybeUninit::new(0f32); x.len()];
+            f(isa, &mut out);
+            out.iter()
+                .map(|v| unsafe { v.assume_init() }.to_bits())
+                .collect::<Vec<u32>>()
+        };
+        let fwd = |isa, o: &mut [MaybeUninit<f32>]| forward_chunk::with(isa, o, &x);
+        let bwd = |isa, o: &mut [MaybeUninit<f32>]| backward_chunk::with(isa, o, &x, &dy);
+        let base = super::super::simd::Isa::Baseline;
+        for isa in super::super::simd::Isa::available() {
+            assert_eq!(run(isa, &fwd), run(base, &fwd), "forward, {isa:?}");
+            assert_eq!(run(isa, &bwd), run(base, &bwd), "backward, {isa:?}");
+        }
     }
 }

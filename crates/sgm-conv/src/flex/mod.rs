@@ -7,6 +7,7 @@
 pub mod act;
 pub mod kernel;
 pub mod norm;
+pub mod simd;
 
 /// A `Vec<f32>` of length `n` filled by `fill` without zeroing it first (zeroing a freshly
 /// recycled activation-sized block was ≈ 13 % of a small network's forward: docs/benchmarks.md).

@@ -1,0 +1,188 @@
+//! Runtime instruction-set dispatch for the fused element-wise kernels ([`super::act`],
+//! [`super::norm`]).
+//!
+//! The workspace builds for the x86-64 baseline (SSE2: 4 f32 lanes, no FMA), so that one binary
+//! runs on every x86-64 machine; PyTorch's CPU kernels pick AVX2 or AVX-512 at run time. A
+//! function declared with [`multiversion!`] is compiled three times — for AVX-512, for AVX2 + FMA
+//! and for the baseline — from one body, and each call runs the widest version the CPU has
+//! (`is_x86_feature_detected!`, cached by `std` after the first call). The body is written as
+//! plain loops the compiler vectorises; lane-wise accumulators ([`sum_f64`]) fix the summation
+//! order in the source.
+//!
+//! The versions compute **identical bits**: Rust neither contracts `a·b + c` into an FMA nor
+//! reassociates float sums, so the wider versions change only how many lanes run at once, never
+//! a result (`every_version_computes_the_same_bits` in the tests of [`super::act`] and
+//! [`super::norm`] runs each version on this CPU and compares).
+
+/// Declares `fn NAME(args) -> R { body }` compiled per instruction set (module docs): `NAME`
+/// runs the widest version this CPU has, `NAME::with(isa, args)` a given one (for tests). The
+/// body is `#[inline(always)]` into one `#[target_feature]` wrapper per level, which is where the
+/// compiler vectorises it.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[inline]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            $name::with($crate::flex::simd::best(), $($arg),*)
+        }
+
+        #[doc = concat!("The versions of [`", stringify!($name), "`] per instruction set.")]
+        #[allow(dead_code, clippy::too_many_arguments)]
+        $vis mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::flex::simd::Isa;
+
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+
+            /// Runs the `isa` version.
+            ///
+            /// # Panics
+            /// When this CPU does not support `isa`.
+            #[inline]
+            pub fn with(isa: Isa, $($arg: $ty),*) $(-> $ret)? {
+                assert!(isa.supported(), "this CPU does not support {isa:?}");
+                match isa {
+                    // SAFETY: the CPU supports the wrapper's target features (checked above).
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => unsafe { avx2($($arg),*) },
+                    _ => body($($arg),*),
+                }
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+            unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,bmi1,bmi2,lzcnt,popcnt")]
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                body($($arg),*)
+            }
+        }
+    };
+}
+
+pub(crate) use multiversion;
+
+/// An instruction-set level of [`multiversion!`] functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// The build's baseline (SSE2 on x86-64; whatever the target has elsewhere).
+    Baseline,
+    /// AVX2 + FMA (x86-64-v3).
+    Avx2,
+    /// AVX-512 F/BW/DQ/VL (x86-64-v4).
+    Avx512,
+}
+
+impl Isa {
+    /// Every level this CPU can run, baseline first.
+    pub fn available() -> Vec<Isa> {
+        [Isa::Baseline, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|i| i.supported())
+            .collect()
+    }
+
+    /// Whether this CPU runs `self`.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Baseline => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512dq")
+                    && std::is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+}
+
+/// The widest level this CPU runs.
+#[inline]
+pub fn best() -> Isa {
+    if Isa::Avx512.supported() {
+        Isa::Avx512
+    } else if Isa::Avx2.supported() {
+        Isa::Avx2
+    } else {
+        Isa::Baseline
+    }
+}
+
+/// `Σ x` in f64 with [`LANES`] lane-wise partial sums (element `i` goes to lane `i % LANES`;
+/// the lanes are added pairwise at the end): a fixed order that vectorises, where one running
+/// sum is a chain of dependent adds (one element per add latency).
+#[inline(always)]
+pub fn sum_f64(x: &[f32]) -> f64 {
+    sum_map_f64(x, |v| v)
+}
+
+/// `Σ f(x)` in f64, lane-wise as [`sum_f64`].
+#[inline(always)]
+pub fn sum_map_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; LANES];
+    let mut blocks = x.chunks_exact(LANES);
+    for b in &mut blocks {
+        for (a, &v) in acc.iter_mut().zip(b) {
+            *a += f(f64::from(v));
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(blocks.remainder()) {
+        *a += f(f64::from(v));
+    }
+    reduce_lanes(acc)
+}
+
+/// Lane-wise partial sums of [`sum_f64`].
+pub const LANES: usize = 16;
+
+/// The lanes added pairwise (a fixed tree).
+#[inline(always)]
+pub fn reduce_lanes(mut acc: [f64; LANES]) -> f64 {
+    let mut w = LANES;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            acc[i] += acc[i + w];
+        }
+    }
+    acc[0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_sums_equal_the_exact_sum_of_small_integers() {
+        for n in [0, 1, 15, 16, 17, 1000, 4099] {
+            let x: Vec<f32> = (0..n).map(|i| (i % 7) as f32 - 3.0).collect();
+            let exact: f64 = x.iter().map(|&v| f64::from(v)).sum();
+            assert_eq!(sum_f64(&x), exact, "n = {n}");
+            let sq: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+            assert_eq!(sum_map_f64(&x, |v| v * v), sq, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn the_best_level_is_supported_and_listed() {
+        assert!(best().supported());
+        assert!(Isa::available().contains(&best()));
+        assert_eq!(Isa::available()[0], Isa::Baseline);
+    }
+}
