@@ -1,7 +1,7 @@
 //! Times the Flex kernel's three passes (forward, input gradient, weight gradient) on one shape,
 //! without Burn, plus raw `gemm` / `matrixmultiply` GEMM throughput:
 //! `cargo run -p sgm-conv --example kernel_probe -- [N C H W O K STRIDE PAD]` (default the
-//! 3×3 128→128 conv at [8,128,32,32]). `PROBE_ONLY=dw` runs the weight gradient alone 30 times
+//! 3×3 128→128 conv at [8,128,32,32]). `PROBE_ONLY=dw` runs the weight gradient alone 30 times, `PROBE_ONLY=fwd` the forward 300 times
 //! (for `perf record`). `PROBE_SHAPES=FILE` times forward and both gradients of every line
 //! `COUNT N C H W O K STRIDE PAD` of FILE instead (a network's conv shapes with their counts) and
 //! prints the count-weighted totals.
@@ -108,11 +108,20 @@ fn main() {
     let wt = val(o * c * k * k, 2);
     let dy = val(n * o * g.ho * g.wo, 3);
     let flop = 2.0 * (n * o * g.p() * g.k()) as f64;
-    if std::env::var("PROBE_ONLY").is_ok_and(|v| v == "dw") {
-        for _ in 0..30 {
-            drop(backward::<f32>(&g, &x, &wt, &dy, false, true));
+    match std::env::var("PROBE_ONLY").as_deref() {
+        Ok("dw") => {
+            for _ in 0..30 {
+                drop(backward::<f32>(&g, &x, &wt, &dy, false, true));
+            }
+            return;
         }
-        return;
+        Ok("fwd") => {
+            for _ in 0..300 {
+                drop(forward::<f32>(&g, &x, &wt, None));
+            }
+            return;
+        }
+        _ => {}
     }
     let fwd = median(|| drop(forward::<f32>(&g, &x, &wt, None)));
     let dx = median(|| drop(backward::<f32>(&g, &x, &wt, &dy, true, false)));
