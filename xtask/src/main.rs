@@ -94,7 +94,9 @@ fn main() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
-    let result: anyhow::Result<()> = match cli.command {
+    // every command runs where the backend's kernels run best (Flex: on a rayon worker,
+    // `sgm_conv::in_pool`)
+    let result: anyhow::Result<()> = sgm_conv::in_pool::<backend::Inner, _>(|| match cli.command {
         Command::Info => {
             println!(
                 "sgm {} — backend {}",
@@ -131,7 +133,7 @@ fn main() {
         Command::Inpaint(args) => sample::run_controllable(args, false),
         Command::Colorize(args) => sample::run_controllable(args, true),
         Command::Bench(args) => bench::run_bench_command(args),
-    };
+    });
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -175,6 +175,10 @@ impl<B: ConvBackend> Backward<B, 2> for ConvNoBias {
 }
 
 impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+    fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+        B::in_pool(f)
+    }
+
     fn conv2d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

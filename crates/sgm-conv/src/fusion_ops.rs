@@ -94,6 +94,10 @@ impl<B: FusionBackend + ConvBackend> Operation<B::FusionRuntime> for Matmul<B> {
 }
 
 impl<B: FusionBackend + ConvBackend> ConvBackend for Fusion<B> {
+    fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+        B::in_pool(f)
+    }
+
     fn conv2d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

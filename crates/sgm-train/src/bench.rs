@@ -269,8 +269,17 @@ fn sync<B: Backend>(device: &B::Device) -> Result<()> {
 
 /// Runs the selected rows in table order; `on_row` sees each row as soon as it is measured.
 /// `inception` is the network for the Inception row, or why there is none (the row is then
-/// reported as skipped).
+/// reported as skipped). Runs where the backend's kernels run best (`sgm_conv::in_pool`).
 pub fn run_bench<B: ConvAutodiffBackend>(
+    opts: &BenchOptions,
+    inception: std::result::Result<&InceptionV3<B::InnerBackend>, String>,
+    device: &B::Device,
+    on_row: impl FnMut(&BenchRow) + Send,
+) -> Result<Vec<BenchRow>> {
+    B::in_pool(|| bench_rows::<B>(opts, inception, device, on_row))
+}
+
+fn bench_rows<B: ConvAutodiffBackend>(
     opts: &BenchOptions,
     inception: std::result::Result<&InceptionV3<B::InnerBackend>, String>,
     device: &B::Device,

@@ -7,6 +7,7 @@
 pub mod act;
 pub mod kernel;
 pub mod norm;
+pub mod pool;
 pub mod simd;
 
 /// A `Vec<f32>` of length `n` filled by `fill` without zeroing it first (zeroing a freshly
@@ -98,6 +99,10 @@ fn norm_geometry(
 }
 
 impl ConvBackend for Flex {
+    fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+        pool::in_pool(f)
+    }
+
     fn conv2d_forward(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
