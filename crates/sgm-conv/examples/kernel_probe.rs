@@ -83,6 +83,15 @@ fn elementwise() {
         let sb = median(|| drop(act::backward(&x, &dy)));
         println!("C={c}: GN fwd {gf:.3} bwd {gb:.3}  SiLU fwd {sf:.3} bwd {sb:.3} ms");
     }
+    // the attention scores of a 16×16 level at batch 8: [8·256, 256]
+    let (rows, n) = (8 * 256, 256);
+    let x = values(rows * n, 5);
+    let dy = values(rows * n, 6);
+    let p = sgm_conv::Precision::Fast;
+    let y = sgm_conv::flex::softmax::forward(&x, n, p);
+    let f = median(|| drop(sgm_conv::flex::softmax::forward(&x, n, p)));
+    let b = median(|| drop(sgm_conv::flex::softmax::backward(&y, &dy, n, p)));
+    println!("softmax [{rows}, {n}]: fwd {f:.3} bwd {b:.3} ms");
 }
 
 fn main() {

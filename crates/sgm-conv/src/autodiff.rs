@@ -104,6 +104,28 @@ impl<B: ConvBackend> Backward<B, 1> for SiluStep {
     }
 }
 
+/// Backward step of a softmax: parent `[x]`, the state the forward's output and precision.
+#[derive(Debug)]
+struct SoftmaxStep;
+
+impl<B: ConvBackend> Backward<B, 1> for SoftmaxStep {
+    type State = (FloatTensor<B>, Precision);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (y, precision) = ops.state;
+        if let [Some(node)] = ops.parents {
+            let dx = with_precision(precision, || B::softmax_backward(y, dy));
+            grads.register::<B>(node.id, dx);
+        }
+    }
+}
+
 /// Registers `∂L/∂x` and `∂L/∂w` for the parents that are tracked.
 fn register_grads<B: ConvBackend>(
     [node_x, node_w]: [Option<NodeId>; 2],
@@ -303,6 +325,20 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
                     rstd: untracked(out.rstd),
                 }
             }
+        }
+    }
+
+    fn softmax_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match SoftmaxStep
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::softmax_forward(x.primitive);
+                prep.finish((y.clone(), current_precision()), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_forward(x.primitive)),
         }
     }
 

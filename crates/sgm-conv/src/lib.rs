@@ -25,6 +25,7 @@
 //!   convolutions — are methods of the same trait: Burn's composed ops by default, one fused pass
 //!   per direction on Flex, one graph node under `Autodiff`.
 //!
+//! * Softmax over the last dimension ([`softmax`], the attention blocks') likewise.
 //! * [`in_pool`] runs a whole computation where the backend's kernels run best (Flex: on a worker
 //!   of rayon's pool, so parallel kernels never wait for a sleeping thread to wake).
 //!
@@ -50,10 +51,12 @@ pub mod flex;
 mod fusion_ops;
 mod norm;
 mod precision;
+mod softmax;
 
 pub use activation::{composed_silu, composed_silu_backward, silu};
 pub use norm::{GroupNormGrads, GroupNormOut, composed_backward, composed_forward, group_norm};
 pub use precision::{Precision, current_precision, with_precision};
+pub use softmax::{composed_softmax, composed_softmax_backward, softmax};
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
@@ -175,6 +178,18 @@ pub trait ConvBackend: Backend {
     /// default, one fused pass on Flex).
     fn silu_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
         composed_silu_backward::<Self>(x, dy)
+    }
+
+    /// Softmax over the last dimension ([`softmax`]; Burn's composed ops by default, one fused
+    /// pass on Flex).
+    fn softmax_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed_softmax::<Self>(x)
+    }
+
+    /// Softmax's input gradient `y ⊙ (dy − Σ_last dy ⊙ y)` from its output `y`
+    /// ([`composed_softmax_backward`] by default, one fused pass on Flex).
+    fn softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        composed_softmax_backward::<Self>(y, dy)
     }
 
     /// Runs `f` — a whole computation: a training loop, a sampler, a benchmark — where this

@@ -1,4 +1,4 @@
-//! The fused GroupNorm and SiLU of the extension (Flex kernels, one `Autodiff` node each) against
+//! The fused GroupNorm, SiLU and softmax of the extension (Flex kernels, one `Autodiff` node each) against
 //! Burn's composed ops — forward, statistics, and every gradient through the autodiff graph — on
 //! the score networks' shapes, with a stated bound; plus the normalisation's defining property.
 
@@ -252,5 +252,51 @@ fn composed_backwards_match_the_fused_kernels() {
         let fused = TestBackend::silu_backward(p4(x.clone()), p4(dy.clone()));
         let composed = composed_silu_backward::<TestBackend>(p4(x), p4(dy));
         assert_close(&case, "composed silu ∂x", h4(composed), h4(fused));
+    }
+}
+
+/// The extension's softmax over the last dimension (fused on Flex, one `Autodiff` node) against
+/// Burn's `activation::softmax`, forward and input gradient, on the attention blocks' score
+/// shapes `[B, H·W, H·W]` (scores of either sign and size), plus the composed backward method
+/// (other backends) against the fused one; both precisions.
+#[test]
+fn softmax_matches_burn_forward_and_backward() {
+    use sgm_conv::{Precision, composed_softmax_backward, softmax, with_precision};
+    let shapes: [[usize; 3]; 3] = [[2, 64, 64], [1, 16, 16], [3, 5, 37]];
+    for precision in [Precision::Fast, Precision::Exact] {
+        for (i, shape) in shapes.into_iter().enumerate() {
+            let case = format!("{shape:?}, {precision}");
+            let seed = 300 + i as u64;
+            let x = rand::<TestBackend, 3>(shape, seed, 0.5, 6.0);
+            let fwd = with_precision(precision, || host(softmax(x.clone())));
+            assert_close(&case, "softmax", fwd, host(activation::softmax(x, 2)));
+            let grad = |fused: bool| {
+                let x = rand::<TestAutodiff, 3>(shape, seed, 0.5, 6.0).require_grad();
+                let r = rand::<TestAutodiff, 3>(shape, seed + 1, 0.0, 1.0);
+                let y = with_precision(precision, || {
+                    if fused {
+                        softmax(x.clone())
+                    } else {
+                        activation::softmax(x.clone(), 2)
+                    }
+                });
+                let gr = y.mul(r).sum().backward();
+                host(x.grad(&gr).expect("x grad"))
+            };
+            assert_close(&case, "softmax ∂x", grad(true), grad(false));
+            let y = activation::softmax(rand::<TestBackend, 3>(shape, seed, 0.5, 6.0), 2);
+            let dy = rand::<TestBackend, 3>(shape, seed + 2, 0.0, 1.0);
+            let (yp, dyp) = (y.into_primitive().tensor(), dy.into_primitive().tensor());
+            let fused = with_precision(precision, || {
+                TestBackend::softmax_backward(yp.clone(), dyp.clone())
+            });
+            let composed = composed_softmax_backward::<TestBackend>(yp, dyp);
+            assert_close(
+                &case,
+                "composed softmax ∂x",
+                host::<TestBackend, 3>(Tensor::from_primitive(TensorPrimitive::Float(composed))),
+                host::<TestBackend, 3>(Tensor::from_primitive(TensorPrimitive::Float(fused))),
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@
 //!   composed ops (`_composed`, what the layer ran before); `silu`: SiLU alone, through the extension and
 //!   Burn's (`_burn`).
 //!
-//! `cargo test -p sgm-nets --bench conv` (dev/test profile: dependencies and sgm-conv at
+//! Runs inside `sgm_conv::in_pool`, as sgm's commands do. `cargo test -p sgm-nets --bench conv` (dev/test profile: dependencies and sgm-conv at
 //! opt-level 3). Env `SGM_BENCH_ITERS` (default 5). Prints one `ROW <name> <median s>` line per
 //! row for `scripts/bench_vs_pytorch.sh`.
 
@@ -47,6 +47,11 @@ fn time(iters: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    // as sgm runs computations: on a rayon worker (`sgm_conv::in_pool`)
+    sgm_conv::in_pool::<A, _>(rows);
+}
+
+fn rows() {
     let iters: usize = std::env::var("SGM_BENCH_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -830,19 +830,21 @@ pub fn backward<T: Acc>(
     (need_x.then_some(dx), dw)
 }
 
-/// The bias gradient `[O]` of `dy` `[N, O, P]`: each plane summed in f64 (in place, one pass),
-/// planes in parallel, samples added in order.
+super::simd::multiversion! {
+    /// `Σ v` of one plane in f64 lane-wise partial sums.
+    fn plane_sum(v: &[f32]) -> f64 {
+        crate::flex::simd::sum_f64(v)
+    }
+}
+
+/// The bias gradient `[O]` of `dy` `[N, O, P]`: each plane summed in f64 (in place, one pass,
+/// lane-wise and vectorised: [`plane_sum`]), planes in parallel, samples added in order.
 pub fn bias_grad(dy: &[f32], n: usize, o: usize, p: usize) -> Vec<f32> {
     let sums: Vec<f64> = (0..o)
         .into_par_iter()
         .map(|c| {
             (0..n)
-                .map(|s| {
-                    dy[(s * o + c) * p..(s * o + c + 1) * p]
-                        .iter()
-                        .map(|&v| f64::from(v))
-                        .sum::<f64>()
-                })
+                .map(|s| plane_sum(&dy[(s * o + c) * p..(s * o + c + 1) * p]))
                 .sum()
         })
         .collect();

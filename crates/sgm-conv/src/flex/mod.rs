@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod norm;
 pub mod pool;
 pub mod simd;
+pub mod softmax;
 
 /// A `Vec<f32>` of length `n` filled by `fill` without zeroing it first (zeroing a freshly
 /// recycled activation-sized block was ≈ 13 % of a small network's forward: docs/benchmarks.md).
@@ -34,7 +35,7 @@ use burn_flex::{Flex, FlexTensor};
 use crate::{
     ConvBackend, ConvGrads, GradsNeeded, GroupNormGrads, GroupNormOut, Precision,
     burn_conv2d_grads, composed_backward, composed_forward, composed_silu, composed_silu_backward,
-    current_precision,
+    composed_softmax, composed_softmax_backward, current_precision,
 };
 use kernel::Geometry;
 
@@ -190,6 +191,29 @@ impl ConvBackend for Flex {
             gamma: tensor(dgamma, [g.c]),
             beta: tensor(dbeta, [g.c]),
         }
+    }
+
+    fn softmax_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = x.shape();
+        let n = shape.last().copied().unwrap_or(0);
+        if x.dtype() != DType::F32 || n == 0 || shape.num_elements() == 0 {
+            return composed_softmax::<Flex>(x);
+        }
+        let x = values(&x);
+        let y = softmax::forward(slice(&x), n, current_precision());
+        FlexTensor::from_data(TensorData::new(y, shape))
+    }
+
+    fn softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = y.shape();
+        let n = shape.last().copied().unwrap_or(0);
+        let f32s = y.dtype() == DType::F32 && dy.dtype() == DType::F32;
+        if !f32s || n == 0 || shape.num_elements() == 0 || dy.shape() != shape {
+            return composed_softmax_backward::<Flex>(y, dy);
+        }
+        let (y, dy) = (values(&y), values(&dy));
+        let dx = softmax::backward(slice(&y), slice(&dy), n, current_precision());
+        FlexTensor::from_data(TensorData::new(dx, shape))
     }
 
     fn silu_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {

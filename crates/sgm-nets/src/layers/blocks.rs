@@ -10,7 +10,6 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
 
 use super::init::GroupNorm;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use burn::tensor::ops::ConvOptions;
 use sgm_conv::{ConvBackend, conv2d, conv2d_module, linear, matmul};
 
@@ -191,7 +190,7 @@ impl<B: ConvBackend> AttnBlock<B> {
         let v = self.NIN_2.forward(h).reshape([n, c, hh * ww]);
         // w[b, hw, ij] = Σ_c q[b,c,hw] k[b,c,ij] · C^(-1/2), softmax over ij
         let w = matmul(q.swap_dims(1, 2), k).mul_scalar((c as f64).powf(-0.5)); // [B, HW, HW]
-        let w = softmax(w, 2);
+        let w = sgm_conv::softmax(w); // over the last dimension
         // h[b, c, hw] = Σ_ij w[b,hw,ij] v[b,c,ij]
         let h = matmul(v, w.swap_dims(1, 2)).reshape([n, c, hh, ww]); // [B, C, H, W]
         let h = self.NIN_3.forward(h);
