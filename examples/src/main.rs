@@ -45,6 +45,12 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // 0. Run the whole flow on a worker of the CPU backend's thread pool: each parallel kernel
+    //    then starts at once instead of waiting for a sleeping thread (`sgm_conv::in_pool`).
+    sgm_conv::in_pool::<Flex, _>(|| sample_grid(args))
+}
+
+fn sample_grid(args: Args) -> Result<()> {
     let device = Default::default();
 
     // 1. The experiment: one of the 39 official configs (embedded in sgm-config), plus overrides.

@@ -328,6 +328,15 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
         }
     }
 
+    fn dropout_mask(
+        shape: burn::tensor::Shape,
+        keep: f64,
+        device: &Self::Device,
+    ) -> FloatTensor<Self> {
+        // the inner backend's mask, untracked
+        <Self as AutodiffBackend>::from_inner(B::dropout_mask(shape, keep, device))
+    }
+
     fn softmax_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match SoftmaxStep
             .prepare::<C>([x.node.clone()])

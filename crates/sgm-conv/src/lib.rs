@@ -25,6 +25,7 @@
 //!   convolutions — are methods of the same trait: Burn's composed ops by default, one fused pass
 //!   per direction on Flex, one graph node under `Autodiff`.
 //!
+//! * Dropout masks ([`dropout`]) come from the backend too (Flex: a parallel hash).
 //! * Softmax over the last dimension ([`softmax`], the attention blocks') likewise.
 //! * [`in_pool`] runs a whole computation where the backend's kernels run best (Flex: on a worker
 //!   of rayon's pool, so parallel kernels never wait for a sleeping thread to wake).
@@ -45,6 +46,7 @@ mod cube;
 pub mod cubecl_cache;
 #[cfg(feature = "cudnn")]
 pub mod cudnn;
+mod dropout;
 #[cfg(feature = "flex")]
 pub mod flex;
 #[cfg(feature = "fusion")]
@@ -54,6 +56,7 @@ mod precision;
 mod softmax;
 
 pub use activation::{composed_silu, composed_silu_backward, silu};
+pub use dropout::{bernoulli_mask, dropout};
 pub use norm::{GroupNormGrads, GroupNormOut, composed_backward, composed_forward, group_norm};
 pub use precision::{Precision, current_precision, with_precision};
 pub use softmax::{composed_softmax, composed_softmax_backward, softmax};
@@ -190,6 +193,13 @@ pub trait ConvBackend: Backend {
     /// ([`composed_softmax_backward`] by default, one fused pass on Flex).
     fn softmax_backward(y: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
         composed_softmax_backward::<Self>(y, dy)
+    }
+
+    /// A dropout mask of `shape`: `1/keep` with probability `keep`, else 0 ([`dropout`];
+    /// Burn's Bernoulli draw by default, a parallel counter-based hash keyed from Burn's RNG on
+    /// Flex). Never tracked by autodiff.
+    fn dropout_mask(shape: Shape, keep: f64, device: &Self::Device) -> FloatTensor<Self> {
+        bernoulli_mask::<Self>(shape, keep, device)
     }
 
     /// Runs `f` — a whole computation: a training loop, a sampler, a benchmark — where this

@@ -1,6 +1,7 @@
-//! The fused GroupNorm, SiLU and softmax of the extension (Flex kernels, one `Autodiff` node each) against
-//! Burn's composed ops — forward, statistics, and every gradient through the autodiff graph — on
-//! the score networks' shapes, with a stated bound; plus the normalisation's defining property.
+//! The fused GroupNorm, SiLU and softmax of the extension (Flex kernels, one `Autodiff` node
+//! each) against Burn's composed ops — forward, statistics, and every gradient through the
+//! autodiff graph — on the score networks' shapes, with a stated bound; the normalisation's
+//! defining property; and the extension's dropout.
 
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
@@ -299,4 +300,56 @@ fn softmax_matches_burn_forward_and_backward() {
             );
         }
     }
+}
+
+/// Dropout through the extension: on a gradient-tracking backend each value is dropped (0) or
+/// kept and scaled by `1/keep`, about `keep` of them kept; the gradient is the mask times the
+/// output gradient (one product node); `Backend::seed` repeats a mask, and successive calls
+/// draw new ones; on the inner backend (no gradients) and with `p = 0` it is the identity.
+#[test]
+fn dropout_is_an_inverted_bernoulli_mask_seeded_by_burn() {
+    use sgm_conv::dropout;
+    let (shape, p) = ([4, 8, 16, 16], 0.25);
+    let device = Default::default();
+    let x = rand::<TestAutodiff, 4>(shape, 400, 2.0, 0.5).require_grad(); // all > 0
+    let run = |seed: u64| {
+        TestAutodiff::seed(&device, seed);
+        let y = dropout(x.clone(), p);
+        let grads = y.clone().sum().backward();
+        (host(y), host(x.grad(&grads).expect("x grad")))
+    };
+    let (y, dx) = run(7);
+    let xs = host(x.clone());
+    let scale = 1.0 / (1.0 - p) as f32;
+    let mut kept = 0usize;
+    for ((&yi, &xi), &gi) in y.iter().zip(&xs).zip(&dx) {
+        if yi == 0.0 {
+            assert_eq!(gi, 0.0);
+        } else {
+            kept += 1;
+            assert!(
+                (yi - xi * scale).abs() <= 1e-6 * yi.abs(),
+                "{yi} vs {xi}·{scale}"
+            );
+            assert!((gi - scale).abs() <= 1e-6, "gradient {gi}");
+        }
+    }
+    let n = y.len() as f64;
+    let sd = ((1.0 - p) * p / n).sqrt();
+    assert!(
+        (kept as f64 / n - (1.0 - p)).abs() < 5.0 * sd,
+        "kept {kept} of {n}"
+    );
+    assert_eq!(run(7).0, y, "same seed, same mask");
+    assert_ne!(run(8).0, y, "another seed, another mask");
+    TestAutodiff::seed(&device, 7);
+    let first = host(dropout(x.clone(), p));
+    assert_ne!(
+        host(dropout(x.clone(), p)),
+        first,
+        "successive calls draw new masks"
+    );
+    assert_eq!(host(dropout(x.clone(), 0.0)), xs);
+    let inner = x.inner();
+    assert_eq!(host(dropout(inner.clone(), p)), host(inner));
 }

@@ -5,6 +5,7 @@
 //! use Burn's Flex kernels. GroupNorm and SiLU run fused kernels ([`norm`], [`act`]).
 
 pub mod act;
+pub mod dropout;
 pub mod kernel;
 pub mod norm;
 pub mod pool;
@@ -191,6 +192,26 @@ impl ConvBackend for Flex {
             gamma: tensor(dgamma, [g.c]),
             beta: tensor(dbeta, [g.c]),
         }
+    }
+
+    fn dropout_mask(
+        shape: burn::tensor::Shape,
+        keep: f64,
+        device: &Self::Device,
+    ) -> FloatTensor<Self> {
+        use burn::tensor::ops::FloatTensorOps;
+        // the hash key: two uniforms from Burn's RNG (so `Backend::seed` fixes the masks)
+        let draw = Flex::float_random(
+            burn::tensor::Shape::new([2]),
+            burn::tensor::Distribution::Default,
+            device,
+            burn::tensor::FloatDType::F32,
+        );
+        let draw = values(&draw);
+        let [a, b] = [0, 1].map(|i| u64::from(slice(&draw)[i].to_bits()));
+        let key = (a << 32) | b;
+        let n = shape.num_elements();
+        FlexTensor::from_data(TensorData::new(dropout::mask(n, keep, key), shape))
     }
 
     fn softmax_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -11,7 +11,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear};
 use super::init::GroupNorm;
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
-use sgm_conv::{ConvBackend, conv2d, conv2d_module, linear, matmul};
+use sgm_conv::{ConvBackend, conv2d, conv2d_module, dropout, linear, matmul};
 
 use super::fir;
 use super::init::{
@@ -224,7 +224,8 @@ pub struct ResnetBlockBigGan<B: Backend> {
     pub Conv_1: Conv2d<B>,
     /// 1×1 skip conv (width change or resampling).
     pub Conv_2: Option<Conv2d<B>>,
-    /// Dropout (active on autodiff backends only).
+    /// Dropout (active on autodiff backends only; applied through `sgm_conv::dropout`, its
+    /// `prob` is what counts).
     pub dropout: Dropout,
     /// Resampling.
     pub resample: Resample,
@@ -301,7 +302,7 @@ impl<B: ConvBackend> ResnetBlockBigGan<B> {
             h = h + linear(d, act(t.clone(), self.act)).unsqueeze_dims::<4>(&[2, 3]);
         }
         let h = act(self.GroupNorm_1.forward(h), self.act);
-        let h = conv2d_module(&self.Conv_1, self.dropout.forward(h));
+        let h = conv2d_module(&self.Conv_1, dropout(h, self.dropout.prob));
         let x = match &self.Conv_2 {
             Some(c) => conv2d_module(c, x),
             None => x,
@@ -366,7 +367,7 @@ impl<B: ConvBackend> ResnetBlockDdpm<B> {
             h = h + linear(d, act(t.clone(), self.act)).unsqueeze_dims::<4>(&[2, 3]);
         }
         let h = act(self.GroupNorm_1.forward(h), self.act);
-        let h = conv2d_module(&self.Conv_1, self.dropout.forward(h));
+        let h = conv2d_module(&self.Conv_1, dropout(h, self.dropout.prob));
         let x = match &self.NIN_0 {
             Some(n) => n.forward(x),
             None => x,
