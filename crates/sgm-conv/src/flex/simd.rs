@@ -151,14 +151,15 @@ pub fn sum_map_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
 /// Lane-wise partial sums of [`sum_f64`].
 pub const LANES: usize = 16;
 
-/// The lanes added pairwise (a fixed tree).
+/// The lanes added pairwise (a fixed tree), f64 or f32.
 #[inline(always)]
-pub fn reduce_lanes(mut acc: [f64; LANES]) -> f64 {
+pub fn reduce_lanes<T: Copy + std::ops::AddAssign>(mut acc: [T; LANES]) -> T {
     let mut w = LANES;
     while w > 1 {
         w /= 2;
         for i in 0..w {
-            acc[i] += acc[i + w];
+            let v = acc[i + w];
+            acc[i] += v;
         }
     }
     acc[0]

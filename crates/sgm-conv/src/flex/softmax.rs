@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::act::exp;
-use super::simd::{LANES, multiversion};
+use super::simd::{LANES, multiversion, reduce_lanes};
 use crate::Precision;
 
 /// Values per parallel task (whole rows).
@@ -23,14 +23,7 @@ fn lane_sum(v: impl Iterator<Item = f32>) -> f32 {
     for (i, a) in v.enumerate() {
         acc[i % LANES] += a;
     }
-    let mut w = LANES;
-    while w > 1 {
-        w /= 2;
-        for i in 0..w {
-            acc[i] += acc[i + w];
-        }
-    }
-    acc[0]
+    reduce_lanes(acc)
 }
 
 multiversion! {
