@@ -7,11 +7,11 @@
 //!
 //! * every method has Burn's own op as its default (`ModuleOps::conv2d`, `conv2d_x_backward`,
 //!   `conv2d_weight_backward`), so a backend without a faster kernel is a one-line `impl`;
-//! * `burn::backend::Flex` (CPU) overrides them with a batch-parallel im2col + GEMM kernel on the
-//!   `gemm` crate Burn already uses, accumulating in f32 ([`Precision::Fast`], the default) or in
-//!   f64 so every output is its exact sum rounded once to f32 ([`Precision::Exact`]:
-//!   order-independent, which the likelihood's ODE solve needs for parity), chosen per thread for
-//!   a scope with [`with_precision`] ([`flex`] module docs);
+//! * `burn::backend::Flex` (CPU) overrides them with a batch-parallel im2col / per-tap GEMM kernel
+//!   on `matrixmultiply` (and `gemm` when the batch is smaller than the thread pool), accumulating
+//!   in f32 ([`Precision::Fast`], the default) or in f64 so every output is its exact sum rounded
+//!   once to f32 ([`Precision::Exact`]: order-independent, which the likelihood's ODE solve needs
+//!   for parity), chosen per thread for a scope with [`with_precision`] ([`flex`] module docs);
 //! * `Autodiff<B>` runs `B`'s forward and wires its backward to `B`'s
 //!   [`ConvBackend::conv2d_backward`] (input and weight gradient in one call), so the fast kernel
 //!   is used in training too;
@@ -19,20 +19,19 @@
 //!   1×1 convolutions — through a fixed CubeCL matmul strategy instead of Burn's autotuned one,
 //!   which may pick a kernel that computes wrong products (docs/gpu.md, "The autotune fault");
 //!   with feature `cudnn`, f32 convolutions on CUDA run through cuDNN;
-//! * `Fusion<B>` queues each method as a custom op that runs `B`'s method.
+//! * `Fusion<B>` queues the convolution and matrix-product methods as custom ops that run `B`'s.
 //!
-//! * GroupNorm ([`group_norm`]) and SiLU ([`silu`]) — the element-wise work between the
-//!   convolutions — are methods of the same trait: Burn's composed ops by default, one fused pass
-//!   per direction on Flex, one graph node under `Autodiff`.
-//!
-//! * Dropout masks ([`dropout`]) come from the backend too (Flex: a parallel hash).
-//! * Softmax over the last dimension ([`softmax`], the attention blocks') likewise.
-//! * [`in_pool`] runs a whole computation where the backend's kernels run best (Flex: on a worker
-//!   of rayon's pool, so parallel kernels never wait for a sleeping thread to wake).
+//! The element-wise work between the convolutions goes through the same trait: GroupNorm
+//! ([`group_norm`]), SiLU ([`silu`]) and softmax over the last dimension ([`softmax`], the
+//! attention blocks') are Burn's composed ops by default, one fused pass per direction on Flex
+//! (compiled per instruction set with identical results: `flex::simd`), one graph node under
+//! `Autodiff`; dropout masks ([`dropout`]) come from the backend (Flex: a parallel hash keyed from
+//! Burn's RNG). [`in_pool`] runs a whole computation where the backend's kernels run best (Flex:
+//! on a worker of rayon's pool, so parallel kernels never wait for a sleeping thread to wake).
 //!
 //! Layers call [`conv2d`] (functional), [`conv2d_module`] (a Burn [`Conv2d`] with its own
 //! parameters, so weights and checkpoints are unchanged), [`matmul`], [`linear`],
-//! [`group_norm`] and [`silu`].
+//! [`group_norm`], [`silu`], [`softmax`] and [`dropout`].
 //!
 //! Backends implemented: Flex (fast, feature `flex`, default), NdArray (`ndarray`), CubeCL
 //! backends (`cubecl`: wgpu, CUDA without fusion) and Fusion (`fusion`: wgpu, CUDA with fusion),

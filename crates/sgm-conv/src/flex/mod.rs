@@ -2,7 +2,9 @@
 //! [`kernel`] (batch-parallel im2col + GEMM on `matrixmultiply` / `gemm`, 1×1 convs as plain matrix
 //! products, both gradients in one parallel pass over the batch, sums accumulated in f32 or — under
 //! [`Precision::Exact`] — in f64 and rounded once to f32). Other dtypes and grouped convolutions
-//! use Burn's Flex kernels. GroupNorm and SiLU run fused kernels ([`norm`], [`act`]).
+//! use Burn's Flex kernels. GroupNorm, SiLU and softmax run fused kernels ([`norm`], [`act`],
+//! [`softmax`]) compiled per instruction set ([`simd`]); dropout masks are a parallel hash
+//! ([`dropout`]); [`pool`] runs whole computations on a rayon worker.
 
 pub mod act;
 pub mod dropout;
