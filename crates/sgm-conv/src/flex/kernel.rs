@@ -14,7 +14,7 @@
 //! directly (no widening copies), as PyTorch's CPU convolution sums in f32.
 //!
 //! Per sample, with `P = H_out·W_out` and `K = C_in·kH·kW`, tiled over output rows so the
-//! im2col buffer stays ≤ [`COL_BUDGET`] values:
+//! im2col buffer stays ≤ `COL_BUDGET` values:
 //! * forward:      `y_n[C_out, P] = W[C_out, K] · col(x_n)[K, P]`
 //! * input grad:   `dcol[K, P] = Wᵀ · dy_n[C_out, P]`, scattered back by col2im
 //! * weight grad:  `dW[C_out, K] += dy_n[C_out, P] · col(x_n)ᵀ` (transposed through strides)
@@ -56,7 +56,7 @@ pub trait Acc:
 
 /// Work buffers of one kernel call on one thread (im2col / im2row tiles, the per-tap operands,
 /// widened samples), kept per thread between calls: a buffer allocated per call was zero-filled
-/// in full every time (the im2col tile alone is up to [`COL_BUDGET`] values), a reused one only
+/// in full every time (the im2col tile alone is up to `COL_BUDGET` values), a reused one only
 /// where it grows. Taken out of the thread's slot for a call and put back after it, so a nested
 /// call on the same thread simply starts with empty buffers.
 pub struct Scratch<T> {
@@ -838,7 +838,7 @@ super::simd::multiversion! {
 }
 
 /// The bias gradient `[O]` of `dy` `[N, O, P]`: each plane summed in f64 (in place, one pass,
-/// lane-wise and vectorised: [`plane_sum`]), planes in parallel, samples added in order.
+/// lane-wise and vectorised: `plane_sum`), planes in parallel, samples added in order.
 pub fn bias_grad(dy: &[f32], n: usize, o: usize, p: usize) -> Vec<f32> {
     let sums: Vec<f64> = (0..o)
         .into_par_iter()

@@ -1,8 +1,8 @@
 //! Fused group-normalisation kernels on contiguous f32 NCHW slices: one rayon task per
 //! (sample, group), sums in f64, two passes over the input forward (statistics, then
 //! `y = (x − μ)·a_c + β_c`) and two backward (per-channel sums, then
-//! `dx = A_c·dy + B·(x − μ) + C`). Formulas: [`crate::norm`]. Each pass is a
-//! [`multiversion!`] function (AVX-512 / AVX2 / baseline, identical bits) and every sum runs in
+//! `dx = A_c·dy + B·(x − μ) + C`). Formulas: `crate::norm`. Each pass is a
+//! `multiversion!` function (AVX-512 / AVX2 / baseline, identical bits) and every sum runs in
 //! [`LANES`] lane-wise f64 partial sums ([`super::simd::sum_f64`]).
 
 use std::mem::MaybeUninit;

@@ -3,7 +3,7 @@
 //!
 //! The workspace builds for the x86-64 baseline (SSE2: 4 f32 lanes, no FMA), so that one binary
 //! runs on every x86-64 machine; PyTorch's CPU kernels pick AVX2 or AVX-512 at run time. A
-//! function declared with [`multiversion!`] is compiled three times — for AVX-512, for AVX2 + FMA
+//! function declared with `multiversion!` is compiled three times — for AVX-512, for AVX2 + FMA
 //! and for the baseline — from one body, and each call runs the widest version the CPU has
 //! (`is_x86_feature_detected!`, cached by `std` after the first call). The body is written as
 //! plain loops the compiler vectorises; lane-wise accumulators ([`sum_f64`]) fix the summation
@@ -71,7 +71,7 @@ macro_rules! multiversion {
 
 pub(crate) use multiversion;
 
-/// An instruction-set level of [`multiversion!`] functions.
+/// An instruction-set level of `multiversion!` functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isa {
     /// The build's baseline (SSE2 on x86-64; whatever the target has elsewhere).

@@ -3,7 +3,7 @@
 //! `e = exp(x − max)` with [`super::act::exp`] (≤ 2 ulp, vectorised), the sum in [`LANES`]
 //! lane-wise f32 partial sums, `y = e / sum`; the backward's `Σ dy·y` likewise. Under
 //! [`Precision::Exact`] every row runs in f64 (`exp` from `std`) and is rounded once — the
-//! likelihood's setting. Each row function is [`multiversion!`]ed (identical bits per level).
+//! likelihood's setting. Each row function is `multiversion!`ed (identical bits per level).
 
 use std::mem::MaybeUninit;
 
