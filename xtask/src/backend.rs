@@ -48,6 +48,15 @@ pub fn tune_allocator() {
     }
 }
 
+/// Gives the workers of rayon's global pool an 8 MiB stack — the main thread's — since every
+/// command runs on one of them (`sgm_conv::in_pool`; rayon's default is 2 MiB). Call first in
+/// `main`, before anything uses rayon; a no-op if the pool already exists.
+pub fn init_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
+}
+
 /// Puts CubeCL's autotune and kernel caches in sgm's versioned cache directory
 /// (`sgm_conv::cubecl_cache`, docs/gpu.md); a no-op on the CPU backends. Call before any tensor op.
 pub fn init_caches() -> anyhow::Result<()> {

@@ -84,6 +84,7 @@ enum Command {
 
 fn main() {
     backend::tune_allocator();
+    backend::init_pool();
     let cli = Cli::parse();
     if let Err(e) = backend::init_caches() {
         eprintln!("error: {e:#}");
