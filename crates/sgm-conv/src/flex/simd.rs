@@ -15,7 +15,8 @@
 //! [`super::norm`] runs each version on this CPU and compares).
 
 /// Declares `fn NAME(args) -> R { body }` compiled per instruction set (module docs): `NAME`
-/// runs the widest version this CPU has, `NAME::with(isa, args)` a given one (for tests). The
+/// runs the widest version this CPU has ([`best`], detected once), `NAME::with(isa, args)` a
+/// given one (checked; for tests). The
 /// body is `#[inline(always)]` into one `#[target_feature]` wrapper per level, which is where the
 /// compiler vectorises it.
 macro_rules! multiversion {
@@ -23,7 +24,8 @@ macro_rules! multiversion {
         $(#[$meta])*
         #[inline]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
-            $name::with($crate::flex::simd::best(), $($arg),*)
+            // SAFETY: `best()` is a level this CPU supports.
+            unsafe { $name::unchecked($crate::flex::simd::best(), $($arg),*) }
         }
 
         #[doc = concat!("The versions of [`", stringify!($name), "`] per instruction set.")]
@@ -40,11 +42,20 @@ macro_rules! multiversion {
             ///
             /// # Panics
             /// When this CPU does not support `isa`.
-            #[inline]
             pub fn with(isa: Isa, $($arg: $ty),*) $(-> $ret)? {
                 assert!(isa.supported(), "this CPU does not support {isa:?}");
+                // SAFETY: checked just above.
+                unsafe { unchecked(isa, $($arg),*) }
+            }
+
+            /// Runs the `isa` version without checking it.
+            ///
+            /// # Safety
+            /// This CPU must support `isa`.
+            #[inline]
+            pub(crate) unsafe fn unchecked(isa: Isa, $($arg: $ty),*) $(-> $ret)? {
                 match isa {
-                    // SAFETY: the CPU supports the wrapper's target features (checked above).
+                    // SAFETY: the CPU supports the wrapper's target features (the contract).
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx512 => unsafe { avx512($($arg),*) },
                     // SAFETY: as above.
@@ -112,43 +123,55 @@ impl Isa {
     }
 }
 
-/// The widest level this CPU runs.
+/// The widest level this CPU runs (detected on the first call).
 #[inline]
 pub fn best() -> Isa {
-    if Isa::Avx512.supported() {
-        Isa::Avx512
-    } else if Isa::Avx2.supported() {
-        Isa::Avx2
-    } else {
-        Isa::Baseline
-    }
+    static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *BEST.get_or_init(|| {
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|i| i.supported())
+            .unwrap_or(Isa::Baseline)
+    })
 }
 
-/// `Σ x` in f64 with [`LANES`] lane-wise partial sums (element `i` goes to lane `i % LANES`;
-/// the lanes are added pairwise at the end): a fixed order that vectorises, where one running
-/// sum is a chain of dependent adds (one element per add latency).
+/// `Σ_i term(x_i, y_i)` over two equally long slices with [`LANES`] lane-wise partial sums (term
+/// `i` goes to lane `i % LANES`; the lanes are added pairwise at the end, [`reduce_lanes`]): a
+/// fixed order that vectorises, where one running sum is a chain of dependent adds (one term per
+/// add latency). f32 or f64; a single-slice sum passes its slice twice.
+#[inline(always)]
+pub fn lane_sum<T: Copy + Default + std::ops::AddAssign>(
+    x: &[f32],
+    y: &[f32],
+    term: impl Fn(f32, f32) -> T,
+) -> T {
+    let mut acc = [T::default(); LANES];
+    let (xb, yb) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let (xr, yr) = (xb.remainder(), yb.remainder());
+    for (xl, yl) in xb.zip(yb) {
+        for ((a, &u), &v) in acc.iter_mut().zip(xl).zip(yl) {
+            *a += term(u, v);
+        }
+    }
+    for ((a, &u), &v) in acc.iter_mut().zip(xr).zip(yr) {
+        *a += term(u, v);
+    }
+    reduce_lanes(acc)
+}
+
+/// `Σ x` in f64, lane-wise ([`lane_sum`]).
 #[inline(always)]
 pub fn sum_f64(x: &[f32]) -> f64 {
     sum_map_f64(x, |v| v)
 }
 
-/// `Σ f(x)` in f64, lane-wise as [`sum_f64`].
+/// `Σ f(x)` in f64, lane-wise ([`lane_sum`]).
 #[inline(always)]
 pub fn sum_map_f64(x: &[f32], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0f64; LANES];
-    let mut blocks = x.chunks_exact(LANES);
-    for b in &mut blocks {
-        for (a, &v) in acc.iter_mut().zip(b) {
-            *a += f(f64::from(v));
-        }
-    }
-    for (a, &v) in acc.iter_mut().zip(blocks.remainder()) {
-        *a += f(f64::from(v));
-    }
-    reduce_lanes(acc)
+    lane_sum(x, x, |v, _| f(f64::from(v)))
 }
 
-/// Lane-wise partial sums of [`sum_f64`].
+/// Lane-wise partial sums of [`lane_sum`].
 pub const LANES: usize = 16;
 
 /// The lanes added pairwise (a fixed tree), f64 or f32.

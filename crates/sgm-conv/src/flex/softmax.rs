@@ -10,21 +10,11 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::act::exp;
-use super::simd::{LANES, multiversion, reduce_lanes};
+use super::simd::{lane_sum, multiversion};
 use crate::Precision;
 
 /// Values per parallel task (whole rows).
 const CHUNK: usize = 1 << 14;
-
-/// `Σ v` of f32 values in [`LANES`] lane-wise f32 partial sums added pairwise.
-#[inline(always)]
-fn lane_sum(v: impl Iterator<Item = f32>) -> f32 {
-    let mut acc = [0f32; LANES];
-    for (i, a) in v.enumerate() {
-        acc[i % LANES] += a;
-    }
-    reduce_lanes(acc)
-}
 
 multiversion! {
     /// One row, f32 (module docs).
@@ -35,7 +25,7 @@ multiversion! {
         }
         // SAFETY: every element was written just above.
         let e = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
-        let sum = lane_sum(e.iter().copied());
+        let sum = lane_sum(e, e, |v, _| v);
         for v in e.iter_mut() {
             *v /= sum;
         }
@@ -45,7 +35,7 @@ multiversion! {
 multiversion! {
     /// One row's input gradient, f32: `y·(dy − Σ dy·y)`.
     fn backward_row(dx: &mut [MaybeUninit<f32>], y: &[f32], dy: &[f32]) {
-        let s = lane_sum(y.iter().zip(dy).map(|(&a, &b)| a * b));
+        let s = lane_sum(y, dy, |a, b| a * b);
         for ((o, &a), &d) in dx.iter_mut().zip(y).zip(dy) {
             o.write(a * (d - s));
         }
